@@ -1,0 +1,163 @@
+"""The ImagePolicy / TrustRoot model (``reprogate.dev/v1alpha1``), parsed once by the loader.
+
+Field names mirror DESIGN.md's policy shape; the loader is the only place raw YAML is read.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+from controller.verify.authority import Authority
+
+__all__ = [
+    "API_VERSION",
+    "AttestationRequirement",
+    "Condition",
+    "ImagePolicy",
+    "Match",
+    "Mode",
+    "PolicyException",
+    "PolicySet",
+    "ProvenanceRequirement",
+    "ReproducibilityRequirement",
+    "SignatureRequirement",
+    "SourceRequirement",
+    "TrustRootDoc",
+    "TrustedBuilder",
+]
+
+API_VERSION = "reprogate.dev/v1alpha1"
+Mode = Literal["enforce", "warn", "audit"]
+
+
+@dataclass(frozen=True)
+class Match:
+    """Which images and namespaces a policy applies to (globs; ``**`` crosses ``/``)."""
+
+    images: tuple[str, ...] = ("**",)
+    exclude_images: tuple[str, ...] = ()
+    namespaces: tuple[str, ...] = ()  # empty = all
+
+
+@dataclass(frozen=True)
+class SignatureRequirement:
+    """``threshold`` distinct authorities among ``authorities`` (names) must have signed."""
+
+    threshold: int
+    authorities: tuple[str, ...]  # resolved: never empty unless the policy has none
+
+
+@dataclass(frozen=True)
+class Condition:
+    """A named CEL expression; ``program`` is the compiled form (opaque to the model)."""
+
+    name: str
+    expression: str
+    message: str
+    program: Any = field(default=None, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class AttestationRequirement:
+    """A signed in-toto statement of ``predicate_type`` from any of ``authorities``."""
+
+    name: str
+    predicate_type: str
+    authorities: tuple[str, ...]
+    conditions: tuple[Condition, ...] = ()
+
+
+@dataclass(frozen=True)
+class TrustedBuilder:
+    """A builder id glob, the highest SLSA level it can attest, and who signs for it.
+
+    A keyless ``signer`` with neither subject nor subjectRegExp means the certificate subject
+    must equal the provenance's builder id.
+    """
+
+    id: str
+    level: int
+    signer: Authority
+
+
+@dataclass(frozen=True)
+class SourceRequirement:
+    """Globs over the normalised source repository (host/owner/name) and the git ref."""
+
+    repositories: tuple[str, ...] = ()
+    refs: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ProvenanceRequirement:
+    """SLSA provenance demands."""
+
+    min_level: int = 0
+    trusted_builders: tuple[TrustedBuilder, ...] = ()
+    source: SourceRequirement = field(default_factory=SourceRequirement)
+    build_types: tuple[str, ...] = ()  # globs; empty = any
+    # a builder's own ``reproducible: true`` claim may count toward reproducibility (never as
+    # an independent build) only when this is set
+    accept_reproducible_claim: bool = False
+
+
+@dataclass(frozen=True)
+class ReproducibilityRequirement:
+    """``min_independent_builds`` distinct trusted builders must have produced this digest."""
+
+    min_independent_builds: int
+    rebuilders: tuple[Authority, ...] = ()  # keys whose in-toto rebuild links count
+    vsa_verifiers: tuple[Authority, ...] = ()  # verifiers whose SLSA_BUILD_REPRODUCED counts
+
+
+@dataclass(frozen=True)
+class PolicyException:
+    """Images/namespaces exempted until ``expires``, with a reason auditors can read."""
+
+    images: tuple[str, ...]
+    namespaces: tuple[str, ...]
+    reason: str
+    expires: datetime | None
+
+
+@dataclass(frozen=True)
+class ImagePolicy:
+    """One ``kind: ImagePolicy`` document."""
+
+    name: str
+    mode: Mode
+    match: Match
+    authorities: tuple[Authority, ...]
+    signatures: SignatureRequirement
+    attestations: tuple[AttestationRequirement, ...] = ()
+    provenance: ProvenanceRequirement | None = None
+    reproducibility: ReproducibilityRequirement | None = None
+    conditions: tuple[Condition, ...] = ()
+    exceptions: tuple[PolicyException, ...] = ()
+    source: str = ""  # "file.yaml#2" for messages
+
+    def authority(self, name: str) -> Authority:
+        """The authority called ``name`` (the loader guarantees it exists)."""
+        for a in self.authorities:
+            if a.name == name:
+                return a
+        raise KeyError(name)
+
+
+@dataclass(frozen=True)
+class TrustRootDoc:
+    """One ``kind: TrustRoot`` document: a Sigstore trusted_root.json by name."""
+
+    name: str
+    trusted_root_json: bytes
+    source: str = ""
+
+
+@dataclass(frozen=True)
+class PolicySet:
+    """Everything loaded from a policy directory."""
+
+    policies: tuple[ImagePolicy, ...]
+    trust_roots: tuple[TrustRootDoc, ...] = ()

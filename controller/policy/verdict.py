@@ -1,0 +1,95 @@
+"""Results of evaluating policies: one small record per check, composed upwards.
+
+The denial message is assembled from these reasons, never re-derived elsewhere.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from controller.policy.model import Mode
+
+__all__ = ["CheckResult", "Evidence", "ImageVerdict", "PolicyResult", "Verdict"]
+
+Verdict = Literal["allow", "deny", "warn"]
+
+
+@dataclass(frozen=True, slots=True)
+class CheckResult:
+    """One check of one policy: ``check`` names it (e.g. "signatures", "provenance.minLevel",
+    "attestation:sbom", "condition:no-latest"); ``reason`` is a sentence a person can act on."""
+
+    check: str
+    passed: bool
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyResult:
+    """One policy applied to one image."""
+
+    name: str
+    mode: Mode
+    passed: bool
+    checks: tuple[CheckResult, ...]
+    exception: str | None = None  # reason of the exception that waived a failure
+
+    @property
+    def result(self) -> Literal["pass", "fail", "excepted"]:
+        """"pass", "fail" or "excepted" for the decision record."""
+        if self.passed:
+            return "pass"
+        return "excepted" if self.exception else "fail"
+
+    @property
+    def failures(self) -> tuple[CheckResult, ...]:
+        """The checks that failed."""
+        return tuple(c for c in self.checks if not c.passed)
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """What verified evidence said about an image, for decision records and replay."""
+
+    signers: tuple[str, ...] = ()
+    slsa_level: int = 0
+    builder: str | None = None
+    source: dict[str, str | None] = field(default_factory=dict)  # repository, ref, commit
+    dependencies: tuple[dict[str, str], ...] = ()  # {"uri","digest"}
+    independent_builds: tuple[str, ...] = ()
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ImageVerdict:
+    """The verdict for one image occurrence in a review."""
+
+    ref: str  # as written in the pod spec
+    digest: str | None
+    verdict: Verdict
+    policies: tuple[PolicyResult, ...]
+    evidence: Evidence = field(default_factory=Evidence)
+    error: str | None = None  # image-level failure (bad reference, registry unreachable)
+
+    def denial_reasons(self) -> list[str]:
+        """One line per failed enforce-mode check: image, policy, check and reason."""
+        out: list[str] = []
+        if self.error:
+            out.append(f"image {self.ref}: {self.error}")
+        for p in self.policies:
+            if p.passed or p.exception or p.mode != "enforce":
+                continue
+            for c in p.failures:
+                out.append(f"image {self.ref}: policy {p.name}: {c.check}: {c.reason}")
+        return out
+
+    def warnings(self) -> list[str]:
+        """One line per failed warn-mode check."""
+        out: list[str] = []
+        for p in self.policies:
+            if p.passed or p.exception or p.mode != "warn":
+                continue
+            for c in p.failures:
+                out.append(f"image {self.ref}: policy {p.name}: {c.check}: {c.reason}")
+        return out
