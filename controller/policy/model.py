@@ -18,7 +18,9 @@ __all__ = [
     "ImagePolicy",
     "Match",
     "Mode",
+    "PolicyError",
     "PolicyException",
+    "PolicyLoadError",
     "PolicySet",
     "ProvenanceRequirement",
     "ReproducibilityRequirement",
@@ -30,6 +32,32 @@ __all__ = [
 
 API_VERSION = "reprogate.dev/v1alpha1"
 Mode = Literal["enforce", "warn", "audit"]
+
+
+class PolicyError(ValueError):
+    """One refusal in a policy file: where (file, 1-based document, field path) and why.
+
+    ``str()`` reads ``policies/x.yaml document 2: spec.signatures.threshold: must be ...``;
+    ``document`` is None for file-level problems and ``field`` is "" for document-level ones.
+    """
+
+    def __init__(self, file: str, document: int | None, field: str, message: str) -> None:
+        self.file = file
+        self.document = document
+        self.field = field
+        self.message = message
+        where = file if document is None else f"{file} document {document}"
+        super().__init__(f"{where}: {field}: {message}" if field else f"{where}: {message}")
+
+
+class PolicyLoadError(ValueError):
+    """Every problem found while loading a set of policies (never just the first)."""
+
+    def __init__(self, errors: list[PolicyError] | tuple[PolicyError, ...]) -> None:
+        self.errors: tuple[PolicyError, ...] = tuple(errors)
+        count = len(self.errors)
+        lines = "\n".join(f"  - {e}" for e in self.errors)
+        super().__init__(f"{count} error{'s' if count != 1 else ''} in policies:\n{lines}")
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,7 @@ class PolicyResult:
 
     @property
     def result(self) -> Literal["pass", "fail", "excepted"]:
-        """"pass", "fail" or "excepted" for the decision record."""
+        """ "pass", "fail" or "excepted" for the decision record."""
         if self.passed:
             return "pass"
         return "excepted" if self.exception else "fail"

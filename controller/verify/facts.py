@@ -77,6 +77,7 @@ class VerificationFailure:
     source: str
     authority: str
     reason: str
+    kind: Literal["signature", "attestation", "bundle", "link"] = "signature"
 
 
 @dataclass(frozen=True, slots=True)

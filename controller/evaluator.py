@@ -1,0 +1,237 @@
+"""The admission pipeline for one review: images -> digests -> evidence -> facts -> verdicts.
+
+Rules:
+- Images of one review are evaluated concurrently, each under the review's deadline.
+- Registry work is cached per key with one load in flight (tag->digest, digest->evidence,
+  (digest, authorities)->verified facts), so a rollout of N pods costs one round trip.
+- Any failure (malformed reference, registry down, timeout, internal error) is a denial that
+  names the image and what went wrong, unless only warn/audit policies cover the image.
+- An image that no policy matches is not fetched at all; it is allowed (or denied with
+  ``no_match: deny``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from controller.admission.model import AdmissionRequest, ImageUse, ReviewDecision
+from controller.config import Settings
+from controller.evidence.cache import AsyncTTLCache
+from controller.evidence.discover import discover_evidence
+from controller.evidence.model import EvidenceSet
+from controller.oci.client import RegistryClient
+from controller.oci.errors import RegistryError
+from controller.oci.reference import ReferenceError, parse_image_ref
+from controller.policy.engine import ImageContext, PolicyEngine
+from controller.policy.model import ImagePolicy, PolicySet
+from controller.policy.verdict import Evidence, ImageVerdict, PolicyResult
+from controller.verify.authority import Authority
+from controller.verify.evidence import verify_evidence
+from controller.verify.facts import VerificationOutcome
+from controller.verify.trustroot import TrustRoots
+
+__all__ = ["Evaluator", "policy_authorities"]
+
+log = logging.getLogger(__name__)
+
+
+def policy_authorities(policy: ImagePolicy) -> tuple[Authority, ...]:
+    """Every signer a policy trusts for anything: authorities, builders, rebuilders, verifiers."""
+    seen: dict[str, Authority] = {a.name: a for a in policy.authorities}
+    if policy.provenance is not None:
+        for b in policy.provenance.trusted_builders:
+            seen.setdefault(b.signer.name, b.signer)
+    if policy.reproducibility is not None:
+        for a in (*policy.reproducibility.rebuilders, *policy.reproducibility.vsa_verifiers):
+            seen.setdefault(a.name, a)
+    return tuple(seen.values())
+
+
+@dataclass
+class _Stage:
+    """What an image evaluation is doing, so a timeout can say what it was waiting for."""
+
+    what: str = "starting"
+
+
+class Evaluator:
+    """Implements ``ReviewEvaluator`` for the server and ``reprogate check``."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        policy_set: PolicySet,
+        client: RegistryClient,
+        trust_roots: TrustRoots,
+        *,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.settings = settings
+        self.client = client
+        self.trust_roots = trust_roots
+        self.engine = PolicyEngine(policy_set, no_match=settings.no_match, clock=clock)
+        self._clock = clock
+        self.digests: AsyncTTLCache[str] = AsyncTTLCache(
+            ttl=settings.digest_ttl, negative_ttl=settings.negative_ttl
+        )
+        self.evidence: AsyncTTLCache[EvidenceSet] = AsyncTTLCache(
+            ttl=settings.evidence_ttl, negative_ttl=settings.negative_ttl
+        )
+        self.outcomes: AsyncTTLCache[VerificationOutcome] = AsyncTTLCache(
+            ttl=settings.evidence_ttl, negative_ttl=settings.negative_ttl
+        )
+
+    def ready(self) -> bool:
+        """Policies and trust roots are loaded at construction."""
+        return True
+
+    def cache_stats(self) -> dict[str, int]:
+        """Hit/miss counters across the caches, for records and metrics."""
+        caches = (self.digests, self.evidence, self.outcomes)
+        return {
+            "hits": sum(c.stats.hits + c.stats.coalesced for c in caches),
+            "misses": sum(c.stats.misses for c in caches),
+        }
+
+    async def evaluate(self, request: AdmissionRequest, *, mutate: bool) -> ReviewDecision:
+        """Decide on one admission request."""
+        before = self.cache_stats()
+        verdicts = await asyncio.gather(
+            *(self.evaluate_image(use, request) for use in request.images)
+        )
+        after = self.cache_stats()
+        return self._decide(request, verdicts, mutate, {k: after[k] - before[k] for k in after})
+
+    def _decide(
+        self,
+        request: AdmissionRequest,
+        verdicts: Sequence[ImageVerdict],
+        mutate: bool,
+        cache: dict[str, int],
+    ) -> ReviewDecision:
+        denials = [line for v in verdicts for line in v.denial_reasons()]
+        warnings = tuple(line for v in verdicts for line in v.warnings())
+        modes = {p.mode for v in verdicts for p in v.policies}
+        mode = "enforce" if "enforce" in modes else ("warn" if "warn" in modes else "audit")
+        if denials:
+            return ReviewDecision(
+                allowed=False,
+                message="reprogate denied this workload:\n" + "\n".join(denials),
+                warnings=warnings,
+                images=tuple(verdicts),
+                decision="deny",
+                mode=mode,
+                cache=cache,
+            )
+        patch: tuple[dict[str, object], ...] = ()
+        if mutate:
+            from controller.admission.response import digest_pin_patch
+
+            patch = tuple(digest_pin_patch(request, verdicts))
+        return ReviewDecision(
+            allowed=True,
+            message="",
+            warnings=warnings,
+            images=tuple(verdicts),
+            patch=patch,
+            decision="warn" if warnings else "allow",
+            mode=mode if modes else "none",
+            cache=cache,
+        )
+
+    async def evaluate_image(self, use: ImageUse, request: AdmissionRequest) -> ImageVerdict:
+        """The verdict for one image of a request; never raises."""
+        try:
+            image = parse_image_ref(use.image)
+        except ReferenceError as exc:
+            return ImageVerdict(use.image, None, "deny", (), error=str(exc))
+        namespace = request.namespace
+        policies = self.engine.policies_for(image, namespace)
+        ctx = ImageContext(
+            written=use.image,
+            image=image,
+            namespace=namespace,
+            object=request.object,
+            user=request.user,
+            groups=request.groups,
+            operation=request.operation,
+        )
+        if not policies:
+            return self.engine.compose(ctx, (), Evidence())
+        stage = _Stage()
+        try:
+            async with asyncio.timeout(self.settings.deadline_seconds):
+                return await self._evaluate_pinned(ctx, policies, stage)
+        except TimeoutError:
+            error = (
+                f"no decision within the {self.settings.deadline_seconds:g}s deadline while "
+                f"{stage.what}; the registry may be slow or unreachable"
+            )
+        except RegistryError as exc:
+            error = f"could not fetch evidence while {stage.what}: {exc.diagnostics()}"
+        except Exception as exc:  # fail closed on anything unexpected, and say so
+            log.exception("internal error evaluating %s", use.image)
+            error = f"internal error while {stage.what}: {type(exc).__name__}: {exc}"
+        return self._failed(ctx, policies, error)
+
+    def _failed(
+        self, ctx: ImageContext, policies: Sequence[ImagePolicy], error: str
+    ) -> ImageVerdict:
+        modes = {p.mode for p in policies}
+        verdict = "deny" if "enforce" in modes else "warn"
+        results = tuple(PolicyResult(p.name, p.mode, False, ()) for p in policies)
+        if verdict == "deny":
+            return ImageVerdict(ctx.written, ctx.image.digest, "deny", results, error=error)
+        # only warn/audit policies: admit, but say what happened
+        return ImageVerdict(ctx.written, ctx.image.digest, "warn", results, error=None)
+
+    async def _evaluate_pinned(
+        self, ctx: ImageContext, policies: Sequence[ImagePolicy], stage: _Stage
+    ) -> ImageVerdict:
+        image = ctx.image
+        if image.digest is None:
+            stage.what = f"resolving tag {image.tag} on {image.registry}"
+            digest = await self.digests.get(str(image), lambda: self.client.resolve(image))
+            image = image.with_digest(digest)
+            ctx = ImageContext(
+                ctx.written, image, ctx.namespace, ctx.object, ctx.user, ctx.groups, ctx.operation
+            )
+        stage.what = f"fetching signatures and attestations from {image.registry}"
+        pinned = image
+        evidence = await self.evidence.get(
+            f"{pinned.name}@{pinned.digest}",
+            lambda: discover_evidence(self.client, pinned),
+            ttl_for=self._evidence_ttl,
+        )
+        results: list[PolicyResult] = []
+        outcomes: list[VerificationOutcome] = []
+        for policy in policies:
+            stage.what = f"verifying evidence for policy {policy.name}"
+            outcome = await self._outcome(evidence, policy)
+            outcomes.append(outcome)
+            results.append(self.engine.evaluate(ctx, policy, outcome))
+        return self.engine.compose(ctx, results, _evidence_summary(outcomes))
+
+    def _evidence_ttl(self, evidence: EvidenceSet) -> float:
+        empty = not (evidence.signatures or evidence.attestations or evidence.bundles)
+        return self.settings.empty_evidence_ttl if empty else self.settings.evidence_ttl
+
+    async def _outcome(self, evidence: EvidenceSet, policy: ImagePolicy) -> VerificationOutcome:
+        authorities = policy_authorities(policy)
+        key = (evidence, authorities)
+        now = self._clock()
+        return await self.outcomes.get(
+            key,
+            lambda: asyncio.to_thread(
+                verify_evidence, evidence, authorities, self.trust_roots, now
+            ),
+        )
+
+
+def _evidence_summary(outcomes: Sequence[VerificationOutcome]) -> Evidence:
+    signers = sorted({str(s.signer) for o in outcomes for s in o.signatures})
+    return Evidence(signers=tuple(signers))
