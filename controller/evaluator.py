@@ -21,9 +21,8 @@ from datetime import UTC, datetime
 from controller.admission.model import AdmissionRequest, ImageUse, ReviewDecision
 from controller.config import Settings
 from controller.evidence.cache import AsyncTTLCache
-from controller.evidence.discover import discover_evidence
 from controller.evidence.model import EvidenceSet
-from controller.oci.client import RegistryClient
+from controller.evidence.source import EvidenceSource
 from controller.oci.errors import RegistryError
 from controller.oci.reference import ReferenceError, parse_image_ref
 from controller.policy.engine import ImageContext, PolicyEngine
@@ -65,13 +64,13 @@ class Evaluator:
         self,
         settings: Settings,
         policy_set: PolicySet,
-        client: RegistryClient,
+        source: EvidenceSource,
         trust_roots: TrustRoots,
         *,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.settings = settings
-        self.client = client
+        self.source = source
         self.trust_roots = trust_roots
         self.engine = PolicyEngine(policy_set, no_match=settings.no_match, clock=clock)
         self._clock = clock
@@ -195,7 +194,7 @@ class Evaluator:
         image = ctx.image
         if image.digest is None:
             stage.what = f"resolving tag {image.tag} on {image.registry}"
-            digest = await self.digests.get(str(image), lambda: self.client.resolve(image))
+            digest = await self.digests.get(str(image), lambda: self.source.resolve(image))
             image = image.with_digest(digest)
             ctx = ImageContext(
                 ctx.written, image, ctx.namespace, ctx.object, ctx.user, ctx.groups, ctx.operation
@@ -204,7 +203,7 @@ class Evaluator:
         pinned = image
         evidence = await self.evidence.get(
             f"{pinned.name}@{pinned.digest}",
-            lambda: discover_evidence(self.client, pinned),
+            lambda: self.source.discover(pinned),
             ttl_for=self._evidence_ttl,
         )
         results: list[PolicyResult] = []

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-__all__ = ["BundleEvidence", "CosignLayer", "EvidenceSet"]
+__all__ = ["BundleEvidence", "CosignLayer", "EvidenceSet", "LinkEvidence"]
 
 # cosign's annotations on the layers of a `.sig` / `.att` manifest
 ANN_SIGNATURE = "dev.cosignproject.cosign/signature"
@@ -51,6 +51,14 @@ class BundleEvidence:
 
 
 @dataclass(frozen=True, slots=True)
+class LinkEvidence:
+    """in-toto link metadata from a rebuilder (rebuilderd format)."""
+
+    raw: bytes
+    source: str
+
+
+@dataclass(frozen=True, slots=True)
 class EvidenceSet:
     """Everything found for one image digest, before verification."""
 
@@ -58,4 +66,5 @@ class EvidenceSet:
     signatures: tuple[CosignLayer, ...] = ()
     attestations: tuple[CosignLayer, ...] = ()
     bundles: tuple[BundleEvidence, ...] = ()
+    links: tuple[LinkEvidence, ...] = ()
     problems: tuple[str, ...] = ()  # non-fatal: a referrer that could not be read, etc.

@@ -1,0 +1,647 @@
+"""Sigstore bundles (media types v0.1, v0.2, v0.3): message signatures and DSSE envelopes.
+
+Implements the Sigstore bundle specification (``sigstore_bundle.proto``) and the client
+verification procedure of the Sigstore client spec. Two engines, chosen from the bundle's
+*structure* before any verification (never "try one, then the other"):
+
+- sigstore-python's ``Verifier`` (conformance-tested) for certificate bundles whose log entry it
+  supports (``hashedrekord`` 0.0.1/0.0.2, ``dsse`` 0.0.1) and that carry an inclusion proof with
+  checkpoint. Its TSA check is replaced by ``timestamp.verify_timestamp_response`` so the
+  trust-root validity window is the closed interval the spec defines.
+- our own path for what sigstore-python refuses: v0.1 bundles with only a Signed Entry
+  Timestamp, ``intoto`` 0.0.1/0.0.2 entries, and managed-key (``publicKey``) bundles.
+
+Rules enforced on both paths:
+- Known media type, exactly one log entry, size limits, strict base64/JSON; the certificate
+  "chain" of a bundle may not contain a root CA.
+- A verified time (SET-backed integrated time or RFC 3161 time) is required for certificates;
+  the certificate must chain to a Fulcio CA, be valid at every verified time and carry a valid
+  SCT; its identity must satisfy the authority.
+- The log entry must be proven (SET and/or inclusion proof with checkpoint) and must record
+  exactly this signature, signer and digest or payload.
+- For DSSE bundles, a given artifact digest must be a subject digest of the in-toto statement.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import rfc3161_client
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa, utils
+from cryptography.hazmat.primitives.serialization import (
+    Encoding,
+    PublicFormat,
+    load_pem_public_key,
+)
+from pydantic import ValidationError
+from sigstore import errors as sigstore_errors
+from sigstore._internal.merkle import verify_merkle_inclusion
+from sigstore._internal.rekor.checkpoint import verify_checkpoint
+from sigstore._internal.timestamp import TimestampSource, TimestampVerificationResult
+from sigstore._internal.trust import KeyringPurpose
+from sigstore.hashes import Hashed
+from sigstore.models import Bundle, TransparencyLogEntry
+from sigstore.verify import Verifier
+from sigstore_models.bundle.v1 import Bundle as BundleModel
+from sigstore_models.common.v1 import HashAlgorithm
+
+from controller.verify import fulcio, tlog
+from controller.verify.authority import Authority, KeylessAuthority
+from controller.verify.errors import EvidenceFormatError, VerificationError
+from controller.verify.facts import SignerIdentity
+from controller.verify.timestamp import parse_timestamp_response, verify_timestamp_response
+from controller.verify.trustroot import TrustMaterial
+
+__all__ = ["BUNDLE_MEDIA_TYPES", "MAX_BUNDLE_BYTES", "BundleResult", "verify_bundle"]
+
+MAX_BUNDLE_BYTES = 32 * 1024 * 1024
+MAX_TIMESTAMPS = 32
+IN_TOTO_PAYLOAD_TYPE = "application/vnd.in-toto+json"
+
+_V01 = "application/vnd.dev.sigstore.bundle+json;version=0.1"
+_V02 = "application/vnd.dev.sigstore.bundle+json;version=0.2"
+_V03 = (
+    "application/vnd.dev.sigstore.bundle+json;version=0.3",
+    "application/vnd.dev.sigstore.bundle.v0.3+json",
+)
+BUNDLE_MEDIA_TYPES = (_V01, _V02, *_V03)
+
+
+@dataclass(frozen=True)
+class BundleResult:
+    """What a verified bundle proved. ``payload`` is the DSSE payload (None for a message
+    signature); ``message_digest`` the sha256 of the signed artifact for message signatures."""
+
+    signer: SignerIdentity
+    integrated_time: datetime | None
+    payload_type: str | None
+    payload: bytes | None
+    message_digest: bytes | None
+
+
+# --- parsing -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Envelope:
+    payload: bytes
+    payload_type: str
+    signatures: tuple[bytes, ...]
+
+    def pae(self) -> bytes:
+        kind = self.payload_type.encode()
+        return b"DSSEv1 %d %b %d %b" % (len(kind), kind, len(self.payload), self.payload)
+
+
+@dataclass(frozen=True)
+class _Entry:
+    log_index: int
+    log_id: bytes
+    kind: str
+    version: str
+    integrated_time: int | None
+    set_signature: bytes | None
+    canonicalized_body: bytes
+    has_checkpoint_proof: bool
+    has_proof: bool
+
+
+@dataclass(frozen=True)
+class _Parsed:
+    media_type: str
+    leaf: x509.Certificate | None
+    intermediates: tuple[x509.Certificate, ...]
+    entry: _Entry | None
+    timestamps: tuple[bytes, ...]
+    message_signature: bytes | None
+    message_digest: bytes | None
+    envelope: _Envelope | None
+
+
+def _b64(value: object, what: str) -> bytes:
+    if not isinstance(value, str):
+        raise EvidenceFormatError(f"bundle {what} is not a base64 string")
+    # Protobuf JSON bytes: standard or URL-safe alphabet, padding optional; line breaks are
+    # tolerated as Go's decoder (which produced most bundles) tolerates them.
+    text = value.replace("\r", "").replace("\n", "").replace("-", "+").replace("_", "/")
+    text += "=" * (-len(text) % 4)
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise EvidenceFormatError(f"bundle {what} is not valid base64") from exc
+
+
+def _obj(value: object, what: str) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise EvidenceFormatError(f"bundle {what} is not a JSON object")
+    return value
+
+
+def _uint(value: object, what: str) -> int:
+    # protobuf JSON encodes int64 as strings; accept both, refuse negatives and non-numbers.
+    if isinstance(value, bool):
+        raise EvidenceFormatError(f"bundle {what} is not an integer")
+    if isinstance(value, str) and value.lstrip("-").isdigit():
+        value = int(value)
+    if not isinstance(value, int):
+        raise EvidenceFormatError(f"bundle {what} is not an integer")
+    if value < 0:
+        raise VerificationError(f"bundle {what} {value} is negative")
+    return value
+
+
+def _cert(raw: bytes, what: str) -> x509.Certificate:
+    try:
+        return x509.load_der_x509_certificate(raw)
+    except ValueError as exc:
+        raise EvidenceFormatError(f"bundle {what} is not a DER certificate") from exc
+
+
+def _is_ca(cert: x509.Certificate) -> bool:
+    try:
+        return bool(cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca)
+    except x509.ExtensionNotFound:
+        return False
+
+
+def _parse(raw: bytes) -> _Parsed:
+    if len(raw) > MAX_BUNDLE_BYTES:
+        raise EvidenceFormatError(f"bundle is {len(raw)} bytes, over the {MAX_BUNDLE_BYTES} limit")
+    try:
+        doc = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise EvidenceFormatError(f"bundle is not valid JSON: {exc}") from exc
+    doc = _obj(doc, "document")
+    media_type = doc.get("mediaType")
+    if media_type not in BUNDLE_MEDIA_TYPES:
+        raise EvidenceFormatError(f"unsupported bundle media type {media_type!r}")
+    material = _obj(doc.get("verificationMaterial"), "verificationMaterial")
+
+    leaf: x509.Certificate | None = None
+    intermediates: list[x509.Certificate] = []
+    if "certificate" in material:
+        leaf = _cert(
+            _b64(_obj(material["certificate"], "certificate").get("rawBytes"), "certificate"),
+            "certificate",
+        )
+    elif "x509CertificateChain" in material:
+        if media_type in _V03:
+            raise EvidenceFormatError("a v0.3 bundle must carry a single certificate, not a chain")
+        certs = _obj(material["x509CertificateChain"], "x509CertificateChain").get("certificates")
+        if not isinstance(certs, list) or not certs:
+            raise EvidenceFormatError("bundle certificate chain is empty")
+        parsed = [
+            _cert(_b64(_obj(c, "certificate").get("rawBytes"), "certificate"), "certificate")
+            for c in certs
+        ]
+        leaf, intermediates = parsed[0], parsed[1:]
+        if _is_ca(leaf):
+            raise VerificationError("bundle's first certificate is a CA, not a signing certificate")
+        # Old (cosign 1.x/2.x) bundles put the Fulcio root in this "chain". It is only ever
+        # used as an untrusted intermediate: trust anchors come from the trust root alone.
+    elif "publicKey" not in material:
+        raise EvidenceFormatError("bundle has no certificate, certificate chain or public key")
+
+    entries = material.get("tlogEntries", [])
+    if not isinstance(entries, list) or len(entries) > 1:
+        raise EvidenceFormatError("bundle must carry at most one transparency log entry")
+    entry = _parse_entry(_obj(entries[0], "tlog entry")) if entries else None
+
+    timestamps: list[bytes] = []
+    tvd = material.get("timestampVerificationData")
+    if tvd is not None:
+        stamps = _obj(tvd, "timestampVerificationData").get("rfc3161Timestamps", [])
+        if not isinstance(stamps, list) or len(stamps) > MAX_TIMESTAMPS:
+            raise EvidenceFormatError(f"bundle carries more than {MAX_TIMESTAMPS} timestamps")
+        timestamps = [
+            _b64(_obj(s, "timestamp").get("signedTimestamp"), "signed timestamp") for s in stamps
+        ]
+        if len(set(timestamps)) != len(timestamps):
+            raise VerificationError("bundle carries duplicate RFC 3161 timestamps")
+
+    message_signature = message_digest = None
+    envelope = None
+    if "messageSignature" in doc and "dsseEnvelope" not in doc:
+        ms = _obj(doc["messageSignature"], "messageSignature")
+        message_signature = _b64(ms.get("signature"), "message signature")
+        if "messageDigest" in ms:
+            md = _obj(ms["messageDigest"], "messageDigest")
+            if md.get("algorithm") != "SHA2_256":
+                raise VerificationError(
+                    f"unsupported message digest algorithm {md.get('algorithm')!r}"
+                )
+            message_digest = _b64(md.get("digest"), "message digest")
+    elif "dsseEnvelope" in doc and "messageSignature" not in doc:
+        env = _obj(doc["dsseEnvelope"], "dsseEnvelope")
+        sigs = env.get("signatures")
+        if not isinstance(sigs, list) or len(sigs) != 1:
+            raise VerificationError("a bundle's DSSE envelope must carry exactly one signature")
+        payload_type = env.get("payloadType")
+        if not isinstance(payload_type, str):
+            raise EvidenceFormatError("bundle DSSE envelope has no payloadType")
+        envelope = _Envelope(
+            payload=_b64(env.get("payload"), "DSSE payload"),
+            payload_type=payload_type,
+            signatures=tuple(
+                _b64(_obj(s, "DSSE signature").get("sig"), "DSSE signature") for s in sigs
+            ),
+        )
+    else:
+        raise EvidenceFormatError(
+            "bundle must carry exactly one of messageSignature and dsseEnvelope"
+        )
+    return _Parsed(
+        media_type=media_type,
+        leaf=leaf,
+        intermediates=tuple(intermediates),
+        entry=entry,
+        timestamps=tuple(timestamps),
+        message_signature=message_signature,
+        message_digest=message_digest,
+        envelope=envelope,
+    )
+
+
+def _parse_entry(raw: Mapping[str, Any]) -> _Entry:
+    kv = _obj(raw.get("kindVersion"), "tlog entry kindVersion")
+    kind, version = kv.get("kind"), kv.get("version")
+    if not isinstance(kind, str) or not isinstance(version, str):
+        raise EvidenceFormatError("bundle tlog entry kindVersion is incomplete")
+    integrated = raw.get("integratedTime")
+    promise = raw.get("inclusionPromise")
+    proof = raw.get("inclusionProof")
+    set_sig = None
+    if promise is not None:
+        set_sig = _b64(_obj(promise, "inclusionPromise").get("signedEntryTimestamp"), "SET")
+    has_checkpoint = (
+        isinstance(proof, Mapping)
+        and isinstance(proof.get("checkpoint"), Mapping)
+        and bool(proof["checkpoint"].get("envelope"))
+    )
+    return _Entry(
+        log_index=_uint(raw.get("logIndex"), "tlog logIndex"),
+        log_id=_b64(_obj(raw.get("logId"), "logId").get("keyId"), "tlog logId"),
+        kind=kind,
+        version=version,
+        integrated_time=_uint(integrated, "tlog integratedTime")
+        if integrated not in (None, "0", 0)
+        else None,
+        set_signature=set_sig,
+        canonicalized_body=_b64(raw.get("canonicalizedBody"), "canonicalizedBody"),
+        has_checkpoint_proof=has_checkpoint,
+        has_proof=proof is not None,
+    )
+
+
+# --- shared checks -------------------------------------------------------------------------
+
+
+def _statement_names_digest(payload_type: str, payload: bytes, digest: bytes) -> None:
+    if payload_type != IN_TOTO_PAYLOAD_TYPE:
+        raise VerificationError(
+            f"DSSE payload type {payload_type!r} is not an in-toto statement, so it cannot "
+            "name the artifact"
+        )
+    try:
+        statement = json.loads(payload)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise EvidenceFormatError("DSSE payload is not JSON") from exc
+    subjects = statement.get("subject") if isinstance(statement, dict) else None
+    if not isinstance(subjects, list):
+        raise EvidenceFormatError("in-toto statement has no subject list")
+    for subject in subjects:
+        if isinstance(subject, dict) and isinstance(subject.get("digest"), dict):
+            value = subject["digest"].get("sha256")
+            if isinstance(value, str) and value.lower() == digest.hex():
+                return
+    raise VerificationError(f"no in-toto subject has the artifact digest sha256:{digest.hex()}")
+
+
+def _artifact_digest(artifact: bytes | None, artifact_sha256: bytes | None) -> bytes | None:
+    if artifact is None:
+        return artifact_sha256
+    digest = hashlib.sha256(artifact).digest()
+    if artifact_sha256 is not None and artifact_sha256 != digest:
+        raise VerificationError("the artifact bytes do not match the given artifact digest")
+    return digest
+
+
+# --- engine 1: sigstore-python -------------------------------------------------------------
+
+
+class _IdentityPolicy:
+    """sigstore-python ``VerificationPolicy`` backed by ``fulcio.check_identity``."""
+
+    def __init__(self, authority: KeylessAuthority) -> None:
+        self.authority = authority
+        self.signer: SignerIdentity | None = None
+
+    def verify(self, cert: x509.Certificate) -> None:
+        self.signer = fulcio.check_identity(cert, self.authority)
+
+
+class _Verifier(Verifier):
+    """sigstore-python's verifier with our RFC 3161 check (closed trust-root window)."""
+
+    def __init__(self, trust: TrustMaterial) -> None:
+        super().__init__(trusted_root=trust.sigstore_trusted_root)
+        self._trust = trust
+
+    def _verify_signed_timestamp(
+        self, timestamp_response: rfc3161_client.TimeStampResponse, message: bytes
+    ) -> TimestampVerificationResult | None:
+        try:
+            when = verify_timestamp_response(timestamp_response, message, self._trust)
+        except VerificationError:
+            return None
+        return TimestampVerificationResult(source=TimestampSource.TIMESTAMP_AUTHORITY, time=when)
+
+
+def _verify_with_sigstore(
+    raw: bytes,
+    parsed: _Parsed,
+    trust: TrustMaterial,
+    authority: KeylessAuthority,
+    digest: bytes | None,
+    artifact: bytes | None,
+) -> BundleResult:
+    policy = _IdentityPolicy(authority)
+    try:
+        bundle = Bundle.from_json(raw)
+        verifier = _Verifier(trust)
+        if parsed.envelope is not None:
+            payload_type, payload = verifier.verify_dsse(bundle, policy)
+        else:
+            if digest is None:
+                raise VerificationError(
+                    "a message-signature bundle needs the artifact or its digest"
+                )
+            target: bytes | Hashed = (
+                artifact
+                if artifact is not None
+                else Hashed(algorithm=HashAlgorithm.SHA2_256, digest=digest)
+            )
+            verifier.verify_artifact(target, bundle, policy)
+    except sigstore_errors.Error as exc:
+        raise VerificationError(f"bundle did not verify: {exc}") from exc
+    except (ValidationError, ValueError) as exc:
+        raise EvidenceFormatError(f"bundle is malformed: {exc}") from exc
+    if policy.signer is None:  # pragma: no cover - the verifier always consults the policy
+        raise VerificationError("bundle identity was not checked")
+    when = _verified_time(parsed, trust)
+    if parsed.envelope is not None:
+        if digest is not None:
+            _statement_names_digest(payload_type, payload, digest)
+        return BundleResult(policy.signer, when, payload_type, payload, None)
+    return BundleResult(policy.signer, when, None, None, digest)
+
+
+def _verified_time(parsed: _Parsed, trust: TrustMaterial) -> datetime | None:
+    """The time the engine relied on, for the result (already verified by the engine)."""
+    entry = parsed.entry
+    if entry is not None and entry.integrated_time is not None and entry.set_signature is not None:
+        return datetime.fromtimestamp(entry.integrated_time, UTC)
+    signature = parsed.envelope.signatures[0] if parsed.envelope else parsed.message_signature
+    for token in parsed.timestamps:
+        try:
+            return verify_timestamp_response(
+                parse_timestamp_response(token), signature or b"", trust
+            )
+        except VerificationError:
+            continue
+    return None
+
+
+# --- engine 2: our own (SET-only v0.1, intoto entries, managed keys) -----------------------
+
+
+def _prove_entry(raw: bytes, parsed: _Parsed, trust: TrustMaterial) -> tlog.RekorEntry:
+    entry = parsed.entry
+    assert entry is not None
+    if parsed.media_type != _V01 and not entry.has_checkpoint_proof:
+        raise VerificationError("bundle log entry lacks an inclusion proof with checkpoint")
+    if entry.has_proof and not entry.has_checkpoint_proof:
+        # An inclusion proof without a signed checkpoint proves nothing; one that is present
+        # but unverifiable is refused rather than ignored (sigstore-python does the same).
+        raise VerificationError(
+            "bundle inclusion proof has no checkpoint, so it cannot be verified"
+        )
+    body_b64 = base64.b64encode(entry.canonicalized_body).decode()
+    rekor_entry: tlog.RekorEntry | None = None
+    if entry.set_signature is not None and entry.integrated_time is not None:
+        rekor_entry = tlog.verify_set(
+            body_b64=body_b64,
+            integrated_time=entry.integrated_time,
+            log_index=entry.log_index,
+            log_id=entry.log_id,
+            signed_entry_timestamp=entry.set_signature,
+            trust=trust,
+        )
+    if entry.has_checkpoint_proof:
+        try:
+            model = BundleModel.from_json(raw)
+            sig_entry = TransparencyLogEntry(model.verification_material.tlog_entries[0])
+            keyring = trust.sigstore_trusted_root.rekor_keyring(KeyringPurpose.VERIFY)
+            verify_merkle_inclusion(sig_entry)
+            verify_checkpoint(keyring, sig_entry)
+        except sigstore_errors.Error as exc:
+            raise VerificationError(f"bundle inclusion proof did not verify: {exc}") from exc
+        except (ValidationError, ValueError) as exc:
+            raise EvidenceFormatError(f"bundle inclusion proof is malformed: {exc}") from exc
+    if rekor_entry is None:
+        if entry.integrated_time is not None:
+            raise VerificationError("bundle log entry has an integrated time but no SET")
+        raise VerificationError(
+            "bundle log entry has no Signed Entry Timestamp; without one it gives no verified time"
+        )
+    return rekor_entry
+
+
+def _verified_times(
+    parsed: _Parsed, rekor_entry: tlog.RekorEntry | None, trust: TrustMaterial
+) -> list[datetime]:
+    times = [rekor_entry.integrated_time] if rekor_entry is not None else []
+    signature = parsed.envelope.signatures[0] if parsed.envelope else parsed.message_signature
+    for token in parsed.timestamps:
+        times.append(
+            verify_timestamp_response(parse_timestamp_response(token), signature or b"", trust)
+        )
+    return times
+
+
+def _load_key(
+    pem: bytes,
+) -> ec.EllipticCurvePublicKey | rsa.RSAPublicKey | ed25519.Ed25519PublicKey:
+    try:
+        key = load_pem_public_key(pem)
+    except (ValueError, UnsupportedAlgorithm) as exc:
+        raise EvidenceFormatError("verification key is not a PEM public key") from exc
+    if not isinstance(key, ec.EllipticCurvePublicKey | rsa.RSAPublicKey | ed25519.Ed25519PublicKey):
+        raise EvidenceFormatError("verification key type is not supported")
+    return key
+
+
+def _hash_for(key: ec.EllipticCurvePublicKey | rsa.RSAPublicKey) -> hashes.HashAlgorithm:
+    if isinstance(key, ec.EllipticCurvePublicKey):
+        if isinstance(key.curve, ec.SECP384R1):
+            return hashes.SHA384()
+        if isinstance(key.curve, ec.SECP521R1):
+            return hashes.SHA512()
+    return hashes.SHA256()
+
+
+def _check_signature(
+    key: ec.EllipticCurvePublicKey | rsa.RSAPublicKey | ed25519.Ed25519PublicKey,
+    signature: bytes,
+    *,
+    data: bytes | None,
+    sha256_digest: bytes | None,
+) -> None:
+    """Verify over ``data``, or over a sha256 prehash when only the digest is known."""
+    try:
+        if isinstance(key, ed25519.Ed25519PublicKey):
+            if data is None:
+                raise VerificationError(
+                    "an Ed25519 signature needs the artifact bytes, not a digest"
+                )
+            key.verify(signature, data)
+        elif data is not None:
+            if isinstance(key, ec.EllipticCurvePublicKey):
+                key.verify(signature, data, ec.ECDSA(_hash_for(key)))
+            else:
+                key.verify(signature, data, padding.PKCS1v15(), _hash_for(key))
+        else:
+            assert sha256_digest is not None
+            prehashed = utils.Prehashed(hashes.SHA256())
+            if isinstance(key, ec.EllipticCurvePublicKey):
+                key.verify(signature, sha256_digest, ec.ECDSA(prehashed))
+            else:
+                key.verify(signature, sha256_digest, padding.PKCS1v15(), prehashed)
+    except InvalidSignature:
+        raise VerificationError("signature does not verify with the signer's key") from None
+
+
+def _verify_own(
+    raw: bytes,
+    parsed: _Parsed,
+    trust: TrustMaterial,
+    authority: Authority,
+    digest: bytes | None,
+) -> BundleResult:
+    rekor_entry: tlog.RekorEntry | None = None
+    if parsed.entry is not None:
+        rekor_entry = _prove_entry(raw, parsed, trust)
+    times = _verified_times(parsed, rekor_entry, trust)
+
+    if isinstance(authority, KeylessAuthority):
+        if parsed.leaf is None:
+            raise VerificationError(
+                "bundle is signed with a key, but the authority expects a certificate identity"
+            )
+        if not times:
+            raise VerificationError("bundle carries no verified time for its certificate")
+        for verified_time in times:
+            fulcio.verify_certificate(parsed.leaf, list(parsed.intermediates), trust, verified_time)
+        signer = fulcio.check_identity(parsed.leaf, authority)
+        public_key = parsed.leaf.public_key()
+        signer_pem = parsed.leaf.public_bytes(Encoding.PEM)
+    else:
+        if parsed.leaf is not None:
+            raise VerificationError(
+                "bundle is signed with a certificate, but the authority is a key"
+            )
+        if rekor_entry is None and authority.transparency_log == "required":
+            raise VerificationError(
+                "authority requires a transparency log entry; the bundle has none"
+            )
+        public_key = _load_key(authority.public_key_pem)
+        spki = public_key.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+        signer = SignerIdentity(
+            authority=authority.name, kind="key", key_id=hashlib.sha256(spki).hexdigest()
+        )
+        signer_pem = public_key.public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo)
+    if not isinstance(
+        public_key, ec.EllipticCurvePublicKey | rsa.RSAPublicKey | ed25519.Ed25519PublicKey
+    ):
+        raise VerificationError("signing key type is not supported")
+    when = min(times) if times else None
+
+    if parsed.envelope is not None:
+        env = parsed.envelope
+        _check_signature(public_key, env.signatures[0], data=env.pae(), sha256_digest=None)
+        if rekor_entry is not None:
+            tlog.check_intoto_or_dsse(
+                rekor_entry,
+                envelope_payload=env.payload,
+                payload_type=env.payload_type,
+                signatures=list(env.signatures),
+                signer_pem=signer_pem,
+            )
+        if digest is not None:
+            _statement_names_digest(env.payload_type, env.payload, digest)
+        return BundleResult(signer, when, env.payload_type, env.payload, None)
+
+    assert parsed.message_signature is not None
+    if digest is None:
+        raise VerificationError("a message-signature bundle needs the artifact or its digest")
+    if parsed.message_digest is not None and parsed.message_digest != digest:
+        raise VerificationError("bundle message digest does not match the artifact")
+    _check_signature(public_key, parsed.message_signature, data=None, sha256_digest=digest)
+    if rekor_entry is not None:
+        tlog.check_hashedrekord(
+            rekor_entry,
+            signature=parsed.message_signature,
+            signer_pem=signer_pem,
+            sha256_digest=digest,
+        )
+    return BundleResult(signer, when, None, None, digest)
+
+
+# --- entry point ---------------------------------------------------------------------------
+
+
+def _use_sigstore_python(parsed: _Parsed) -> bool:
+    entry = parsed.entry
+    if parsed.leaf is None or entry is None:
+        return False
+    if (entry.kind, entry.version) not in {
+        ("hashedrekord", "0.0.1"),
+        ("hashedrekord", "0.0.2"),
+        ("dsse", "0.0.1"),
+    }:
+        return False
+    # sigstore-python insists on an inclusion proof; SET-only v0.1 bundles are ours.
+    return not (parsed.media_type == _V01 and not entry.has_checkpoint_proof)
+
+
+def verify_bundle(
+    raw: bytes,
+    *,
+    trust: TrustMaterial,
+    authority: Authority,
+    artifact_sha256: bytes | None,
+    artifact: bytes | None = None,
+) -> BundleResult:
+    """Verify an UNVERIFIED Sigstore bundle for ``authority`` under ``trust``.
+
+    For message signatures the artifact (or its sha256) is required; for DSSE bundles a given
+    digest must be an in-toto subject digest of the payload. Raises ``VerificationError``
+    (``EvidenceFormatError`` for malformed input) with the reason.
+    """
+    if artifact_sha256 is not None and len(artifact_sha256) != 32:
+        raise EvidenceFormatError("artifact sha256 digest must be 32 bytes")
+    parsed = _parse(raw)
+    digest = _artifact_digest(artifact, artifact_sha256)
+    if isinstance(authority, KeylessAuthority) and _use_sigstore_python(parsed):
+        return _verify_with_sigstore(raw, parsed, trust, authority, digest, artifact)
+    return _verify_own(raw, parsed, trust, authority, digest)
