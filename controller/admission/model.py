@@ -34,6 +34,8 @@ class AdmissionRequest:
     object: Mapping[str, Any]
     images: tuple[ImageUse, ...]
     dry_run: bool = False
+    api_version: str = "admission.k8s.io/v1"  # the response must echo the request's version
+    sub_resource: str = ""  # e.g. "ephemeralcontainers"
 
 
 @dataclass(frozen=True, slots=True)
