@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -25,10 +25,10 @@ from controller.evidence.model import EvidenceSet
 from controller.evidence.source import EvidenceSource
 from controller.oci.errors import RegistryError
 from controller.oci.reference import ReferenceError, parse_image_ref
-from controller.policy.engine import ImageContext, PolicyEngine
+from controller.policy.engine import ImageContext, PolicyAssessment, PolicyEngine
 from controller.policy.model import ImagePolicy, PolicySet
 from controller.policy.verdict import Evidence, ImageVerdict, PolicyResult
-from controller.verify.authority import Authority
+from controller.verify.authority import Authority, KeyAuthority
 from controller.verify.evidence import verify_evidence
 from controller.verify.facts import VerificationOutcome
 from controller.verify.trustroot import TrustRoots
@@ -163,11 +163,11 @@ class Evaluator:
             return self.engine.compose(ctx, (), Evidence())
         stage = _Stage()
         try:
-            async with asyncio.timeout(self.settings.deadline_seconds):
+            async with asyncio.timeout(self._budget()):
                 return await self._evaluate_pinned(ctx, policies, stage)
         except TimeoutError:
             error = (
-                f"no decision within the {self.settings.deadline_seconds:g}s deadline while "
+                f"no decision within the {self._budget():g}s deadline while "
                 f"{stage.what}; the registry may be slow or unreachable"
             )
         except RegistryError as exc:
@@ -176,6 +176,12 @@ class Evaluator:
             log.exception("internal error evaluating %s", use.image)
             error = f"internal error while {stage.what}: {type(exc).__name__}: {exc}"
         return self._failed(ctx, policies, error)
+
+    def _budget(self) -> float:
+        """Per-image time: a little under the server's deadline, so the denial can say which
+        step was still waiting instead of the server's generic timeout."""
+        deadline = self.settings.deadline_seconds
+        return max(0.05, deadline - min(1.0, deadline * 0.2))
 
     def _failed(
         self, ctx: ImageContext, policies: Sequence[ImagePolicy], error: str
@@ -206,14 +212,16 @@ class Evaluator:
             lambda: self.source.discover(pinned),
             ttl_for=self._evidence_ttl,
         )
-        results: list[PolicyResult] = []
+        assessments: list[PolicyAssessment] = []
         outcomes: list[VerificationOutcome] = []
         for policy in policies:
             stage.what = f"verifying evidence for policy {policy.name}"
             outcome = await self._outcome(evidence, policy)
             outcomes.append(outcome)
-            results.append(self.engine.evaluate(ctx, policy, outcome))
-        return self.engine.compose(ctx, results, _evidence_summary(outcomes))
+            assessments.append(self.engine.assess(ctx, policy, outcome))
+        return self.engine.compose(
+            ctx, [a.result for a in assessments], _evidence_summary(outcomes, assessments)
+        )
 
     def _evidence_ttl(self, evidence: EvidenceSet) -> float:
         empty = not (evidence.signatures or evidence.attestations or evidence.bundles)
@@ -221,16 +229,53 @@ class Evaluator:
 
     async def _outcome(self, evidence: EvidenceSet, policy: ImagePolicy) -> VerificationOutcome:
         authorities = policy_authorities(policy)
-        key = (evidence, authorities)
+        rebuilders = tuple(
+            a
+            for a in (policy.reproducibility.rebuilders if policy.reproducibility else ())
+            if isinstance(a, KeyAuthority)
+        )
+        key = (evidence, authorities, rebuilders)
         now = self._clock()
         return await self.outcomes.get(
             key,
             lambda: asyncio.to_thread(
-                verify_evidence, evidence, authorities, self.trust_roots, now
+                verify_evidence, evidence, authorities, self.trust_roots, now, rebuilders
             ),
         )
 
 
-def _evidence_summary(outcomes: Sequence[VerificationOutcome]) -> Evidence:
+def _evidence_summary(
+    outcomes: Sequence[VerificationOutcome], assessments: Sequence[PolicyAssessment]
+) -> Evidence:
+    """What the verified evidence said, for the decision record (never a secret)."""
     signers = sorted({str(s.signer) for o in outcomes for s in o.signatures})
-    return Evidence(signers=tuple(signers))
+    best = max(assessments, key=lambda a: a.provenance.level, default=None)
+    prov = best.provenance if best is not None else None
+    p = prov.provenance if prov is not None else None
+    independent = sorted(
+        {b for a in assessments if a.reproducibility for b in a.reproducibility.independent_builds}
+    )
+    return Evidence(
+        signers=tuple(signers),
+        slsa_level=max([prov.level if prov else 0] + [a.vsas.build_level for a in assessments]),
+        builder=p.builder_id if p else None,
+        source={
+            "repository": p.source.repository if p and p.source else None,
+            "ref": p.source.ref if p and p.source else None,
+            "commit": p.source.commit if p and p.source else None,
+        },
+        dependencies=tuple(
+            {"uri": d.uri, "digest": _digest_text(d.digest)}
+            for d in (p.resolved_dependencies if p else ())
+        ),
+        independent_builds=tuple(independent),
+    )
+
+
+def _digest_text(digest: Mapping[str, str]) -> str:
+    """``sha256:<hex>`` (or the first algorithm given) from an in-toto digest set."""
+    if "sha256" in digest:
+        return f"sha256:{digest['sha256']}"
+    for algo, value in digest.items():
+        return f"{algo}:{value}"
+    return ""

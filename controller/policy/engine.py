@@ -17,12 +17,92 @@ from datetime import UTC, datetime
 from typing import Any
 
 from controller.oci.reference import ImageRef
+from controller.policy.activation import build_activation, statement_value
+from controller.policy.cel import CelActivation, ConditionError, evaluate
 from controller.policy.checks import AttestationCheck, SignatureCheck
-from controller.policy.model import ImagePolicy, PolicyException, PolicySet
+from controller.policy.model import (
+    AttestationRequirement,
+    Condition,
+    ImagePolicy,
+    PolicyException,
+    PolicySet,
+    ProvenanceRequirement,
+)
 from controller.policy.verdict import CheckResult, Evidence, ImageVerdict, PolicyResult, Verdict
+from controller.provenance.level import ProvenanceAssessment, assess_provenance
+from controller.provenance.reproducibility import (
+    ReproducibilityAssessment,
+    assess_reproducibility,
+)
+from controller.provenance.vsa import VsaFacts, assess_vsa
 from controller.verify.facts import VerificationOutcome
 
-__all__ = ["ImageContext", "PolicyEngine"]
+__all__ = ["ImageContext", "PolicyAssessment", "PolicyEngine"]
+
+
+@dataclass(frozen=True)
+class PolicyAssessment:
+    """A policy's result with the facts behind it (for decision records)."""
+
+    result: PolicyResult
+    provenance: ProvenanceAssessment
+    reproducibility: ReproducibilityAssessment | None
+    vsas: VsaFacts
+
+
+def _with_vsa_level(
+    checks: Sequence[CheckResult], vsas: VsaFacts, min_level: int
+) -> list[CheckResult]:
+    """A trusted VSA that verified the required build level satisfies provenance.minLevel."""
+    out = list(checks)
+    if min_level <= 0 or vsas.build_level < min_level:
+        return out
+    for i, c in enumerate(out):
+        if c.check == "provenance.minLevel" and not c.passed:
+            out[i] = CheckResult(
+                c.check,
+                True,
+                f"a trusted VSA verified SLSA build level {vsas.build_level} "
+                f"(policy requires {min_level}); provenance alone: {c.reason}",
+            )
+        elif c.check == "provenance.present" and not c.passed:
+            out[i] = CheckResult(c.check, True, "no provenance, but a trusted VSA vouches")
+    return out
+
+
+def _condition(check: str, cond: Condition, activation: CelActivation) -> CheckResult:
+    try:
+        ok = evaluate(cond.program, activation)
+    except ConditionError as exc:
+        return CheckResult(check, False, f"could not be evaluated ({exc}); failing closed")
+    if ok:
+        return CheckResult(check, True, "holds")
+    return CheckResult(check, False, cond.message or f"{cond.expression} is false")
+
+
+def _attestation(
+    req: AttestationRequirement, outcome: VerificationOutcome, activation: CelActivation
+) -> CheckResult:
+    check = AttestationCheck(req)
+    present = check.run(outcome)
+    if not present.passed or not req.conditions:
+        return present
+    last: CheckResult | None = None
+    for stmt in check.candidates(outcome):
+        scoped = activation.with_statement(statement_value(stmt))
+        results = [_condition(present.check, c, scoped) for c in req.conditions]
+        failed = [r for r in results if not r.passed]
+        if not failed:
+            return CheckResult(present.check, True, f"{present.reason}; conditions hold")
+        last = failed[0]
+    assert last is not None
+    n = len(check.candidates(outcome))
+    return CheckResult(
+        present.check,
+        False,
+        f"{n} verified {req.predicate_type} statement(s) found but none meets the conditions: "
+        f"{last.reason}",
+    )
 
 
 @dataclass(frozen=True)
@@ -62,24 +142,71 @@ class PolicyEngine:
         self, ctx: ImageContext, policy: ImagePolicy, outcome: VerificationOutcome
     ) -> PolicyResult:
         """All checks of ``policy`` against the facts verified with its authorities."""
+        return self.assess(ctx, policy, outcome).result
+
+    def assess(
+        self, ctx: ImageContext, policy: ImagePolicy, outcome: VerificationOutcome
+    ) -> PolicyAssessment:
+        """All checks of ``policy``, plus the provenance facts they were decided on."""
+        digest = ctx.image.digest or ""
         checks: list[CheckResult] = []
         if policy.signatures.threshold > 0:
             checks.append(SignatureCheck(policy.signatures).run(outcome))
+
+        prov_req = policy.provenance or ProvenanceRequirement()
+        provenance = assess_provenance(outcome.statements, digest, prov_req)
+        verifiers = (
+            [a.name for a in policy.reproducibility.vsa_verifiers] if policy.reproducibility else []
+        )
+        vsas = assess_vsa(outcome.statements, str(ctx.image), digest, verifiers)
+        if policy.provenance is not None:
+            checks.extend(_with_vsa_level(provenance.checks, vsas, prov_req.min_level))
+
+        reproducibility = None
+        if policy.reproducibility is not None:
+            reproducibility = assess_reproducibility(
+                digest,
+                [(m.provenance, m.builder) for m in provenance.trusted],
+                vsas,
+                outcome.links,
+                policy.reproducibility,
+                prov_req.accept_reproducible_claim,
+            )
+            checks.extend(reproducibility.checks)
+
+        activation = build_activation(
+            image=ctx.image,
+            written=ctx.written,
+            outcome=outcome,
+            provenance=provenance,
+            reproducibility=reproducibility,
+            vsas=vsas,
+            obj=ctx.object,
+            namespace=ctx.namespace,
+            user=ctx.user,
+            groups=ctx.groups,
+            operation=ctx.operation,
+            now=self._clock(),
+        )
         for req in policy.attestations:
-            checks.append(AttestationCheck(req).run(outcome))
+            checks.append(_attestation(req, outcome, activation))
+        for cond in policy.conditions:
+            checks.append(_condition(f"condition:{cond.name}", cond, activation))
+
         passed = all(c.passed for c in checks)
         exception: str | None = None
         if not passed:
             exception, note = self._exception_for(ctx, policy.exceptions)
             if note:
                 checks.append(CheckResult("exception", False, note))
-        return PolicyResult(
+        result = PolicyResult(
             name=policy.name,
             mode=policy.mode,
             passed=passed,
             checks=tuple(checks),
             exception=exception,
         )
+        return PolicyAssessment(result, provenance, reproducibility, vsas)
 
     def _exception_for(
         self, ctx: ImageContext, exceptions: Sequence[PolicyException]

@@ -19,7 +19,7 @@ from datetime import datetime
 from types import MappingProxyType
 
 from controller.evidence.model import BundleEvidence, EvidenceSet
-from controller.verify.authority import Authority
+from controller.verify.authority import Authority, KeyAuthority
 from controller.verify.bundle import verify_bundle
 from controller.verify.cosign import verify_cosign_attestation, verify_cosign_signature
 from controller.verify.errors import VerificationError
@@ -29,6 +29,7 @@ from controller.verify.facts import (
     VerifiedSignature,
     VerifiedStatement,
 )
+from controller.verify.link import VerifiedLink, verify_link
 from controller.verify.statement import statement_from_verified_payload
 from controller.verify.trustroot import TrustRoots
 
@@ -43,8 +44,12 @@ def verify_evidence(
     authorities: Sequence[Authority],
     trust_roots: TrustRoots,
     now: datetime,
+    rebuilders: Sequence[KeyAuthority] = (),
 ) -> VerificationOutcome:
-    """All facts ``evidence`` proves for ``authorities``, and why the rest did not count."""
+    """All facts ``evidence`` proves for ``authorities``, and why the rest did not count.
+
+    In-toto rebuild links are checked against ``rebuilders`` only.
+    """
     digest = evidence.digest
     signatures: list[VerifiedSignature] = []
     statements: list[VerifiedStatement] = []
@@ -92,8 +97,22 @@ def verify_evidence(
                             annotations=MappingProxyType({}),
                         )
                     )
+    links: list[VerifiedLink] = []
+    for link in evidence.links:
+        if not rebuilders:
+            failures.append(
+                VerificationFailure(link.source, "", "the policy lists no rebuilder keys", "link")
+            )
+            continue
+        try:
+            links.append(verify_link(link.raw, rebuilders))
+        except VerificationError as exc:
+            failures.append(VerificationFailure(link.source, "rebuilders", str(exc), "link"))
     return VerificationOutcome(
-        signatures=tuple(signatures), statements=tuple(statements), failures=tuple(failures)
+        signatures=tuple(signatures),
+        statements=tuple(statements),
+        links=tuple(links),
+        failures=tuple(failures),
     )
 
 

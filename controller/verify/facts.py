@@ -9,7 +9,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from controller.verify.link import VerifiedLink
 
 __all__ = [
     "SignerIdentity",
@@ -86,4 +89,5 @@ class VerificationOutcome:
 
     signatures: tuple[VerifiedSignature, ...] = ()
     statements: tuple[VerifiedStatement, ...] = ()
+    links: tuple[VerifiedLink, ...] = ()  # rebuild links verified with a rebuilder's key
     failures: tuple[VerificationFailure, ...] = ()
