@@ -1,0 +1,1 @@
+"""Helpers that build real test material: PKI, registries, pushed images and evidence."""
