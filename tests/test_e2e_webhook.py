@@ -1,0 +1,252 @@
+"""End to end over HTTPS: a real ``reprogate serve`` process, a real registry, real keys.
+
+The registry is Debian's docker-registry on 127.0.0.1 with a TLS certificate from a CA this
+test run created; signatures are cosign-format ``.sig`` manifests signed with real ECDSA keys.
+There is no Kubernetes API server here, so AdmissionReviews are built as kube-apiserver sends
+them (tests/support/webhook.py).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from tests.support.cosign_sign import public_pem, sign_image, simple_signing_payload
+from tests.support.registry import (
+    RunningRegistry,
+    launch_registry,
+    push_cosign_manifest,
+    push_random_image,
+)
+from tests.support.tls import TlsFiles
+from tests.support.webhook import Webhook, deployment, pod, start_webhook
+
+pytestmark = pytest.mark.usefixtures("tls_files")
+
+
+def write_policy(directory: Path, host: str, key_pem: bytes, *, mode: str = "enforce") -> Path:
+    """One ImagePolicy: images under host/e2e/** must be signed by the release key."""
+    directory.mkdir(parents=True, exist_ok=True)
+    pem = "\n".join("          " + line for line in key_pem.decode().strip().splitlines())
+    (directory / "release.yaml").write_text(
+        f"""apiVersion: reprogate.dev/v1alpha1
+kind: ImagePolicy
+metadata: {{name: release-signed}}
+spec:
+  mode: {mode}
+  match:
+    images: ["{host}/e2e/**"]
+  authorities:
+    - name: release-key
+      key:
+        pem: |
+{pem}
+  signatures:
+    threshold: 1
+"""
+    )
+    return directory
+
+
+def push_signed(
+    reg: RunningRegistry,
+    repo: str,
+    tag: str,
+    key: ec.EllipticCurvePrivateKey,
+    *,
+    payload_digest: str | None = None,
+    tamper: bool = False,
+) -> str:
+    """Push an image and a cosign signature over it (or over another digest); its digest."""
+    digest = push_random_image(reg, repo, tag)
+    layer = sign_image(key, digest, payload=simple_signing_payload(payload_digest or digest))
+    annotations = dict(layer.annotations)
+    if tamper:
+        sig = annotations["dev.cosignproject.cosign/signature"]
+        annotations["dev.cosignproject.cosign/signature"] = (
+            sig[:10] + ("A" if sig[10] != "A" else "B") + sig[11:]
+        )
+    push_cosign_manifest(reg, repo, digest, "sig", [(layer.payload, layer.media_type, annotations)])
+    return digest
+
+
+@dataclass
+class Scene:
+    reg: RunningRegistry
+    hook: Webhook
+    signed: str
+    unsigned: str
+    other_key: str
+    wrong_digest: str
+    tampered: str
+
+
+@pytest.fixture(scope="module")
+def scene(tmp_path_factory: pytest.TempPathFactory, tls_files: TlsFiles) -> Iterator[Scene]:
+    from tests.conftest import _require_registry_binary
+
+    _require_registry_binary()
+    work = tmp_path_factory.mktemp("e2e")
+    reg = launch_registry(work / "registry", tls_files)
+    release = ec.generate_private_key(ec.SECP256R1())
+    other = ec.generate_private_key(ec.SECP256R1())
+    repo = "e2e/app"
+    push_signed(reg, repo, "signed", release)
+    other_digest = push_random_image(reg, repo, "decoy")
+    s = Scene(
+        reg=reg,
+        hook=None,  # type: ignore[arg-type]
+        signed=reg.ref(repo, "signed"),
+        unsigned=(push_random_image(reg, repo, "unsigned"), reg.ref(repo, "unsigned"))[1],
+        other_key=(push_signed(reg, repo, "otherkey", other), reg.ref(repo, "otherkey"))[1],
+        wrong_digest=(
+            push_signed(reg, repo, "wrongdigest", release, payload_digest=other_digest),
+            reg.ref(repo, "wrongdigest"),
+        )[1],
+        tampered=(
+            push_signed(reg, repo, "tampered", release, tamper=True),
+            reg.ref(repo, "tampered"),
+        )[1],
+    )
+    policies = write_policy(work / "policies", reg.host, public_pem(release))
+    s.hook = start_webhook(work / "hook", tls_files, policies, registry_ca=reg.ca_file)
+    yield s
+    s.hook.stop()
+    reg.stop()
+
+
+def test_signed_image_is_admitted(scene: Scene) -> None:
+    resp = scene.hook.review(pod("signed", scene.signed))
+    assert resp["allowed"] is True, resp
+
+
+def test_unsigned_image_is_denied_with_actionable_reason(scene: Scene) -> None:
+    resp = scene.hook.review(pod("unsigned", scene.unsigned))
+    assert resp["allowed"] is False
+    msg = resp["status"]["message"]
+    assert scene.unsigned in msg
+    assert "release-signed" in msg and "signatures" in msg
+    assert "No signatures were found" in msg
+
+
+def test_signed_by_another_key_is_denied(scene: Scene) -> None:
+    resp = scene.hook.review(pod("otherkey", scene.other_key))
+    assert resp["allowed"] is False
+    msg = resp["status"]["message"]
+    assert scene.other_key in msg and "release-key" in msg
+    assert "did not verify" in msg
+
+
+def test_payload_naming_another_digest_is_denied(scene: Scene) -> None:
+    resp = scene.hook.review(pod("wrongdigest", scene.wrong_digest))
+    assert resp["allowed"] is False
+    assert "digest" in resp["status"]["message"]
+
+
+def test_tampered_signature_is_denied(scene: Scene) -> None:
+    resp = scene.hook.review(pod("tampered", scene.tampered))
+    assert resp["allowed"] is False
+    assert scene.tampered in resp["status"]["message"]
+
+
+def test_deployment_with_one_unsigned_container_names_that_image(scene: Scene) -> None:
+    resp = scene.hook.review(deployment("three", scene.signed, scene.unsigned, scene.signed))
+    assert resp["allowed"] is False
+    msg = resp["status"]["message"]
+    assert scene.unsigned in msg
+    # the signed image is not blamed
+    assert not any(line.startswith(f"image {scene.signed}:") for line in msg.splitlines()), msg
+
+
+def test_malformed_review_gets_400_and_server_keeps_serving(scene: Scene) -> None:
+    status, body = scene.hook.post("/validate", b'{"apiVersion": "admission.k8s.io/v1", "kind":')
+    assert status == 400
+    assert body
+    resp = scene.hook.review(pod("after", scene.signed))
+    assert resp["allowed"] is True
+
+
+def test_unmatched_image_is_allowed(scene: Scene) -> None:
+    resp = scene.hook.review(pod("other", f"{scene.reg.host}/elsewhere/app:1"))
+    assert resp["allowed"] is True
+
+
+def test_one_decision_record_per_review(scene: Scene) -> None:
+    before = len(scene.hook.records())
+    scene.hook.review(pod("rec", scene.unsigned), namespace="team-a")
+    records = scene.hook.records()
+    assert len(records) == before + 1
+    rec = records[-1]
+    assert rec["decision"] == "deny" and rec["namespace"] == "team-a" and rec["kind"] == "Pod"
+    image = rec["images"][0]
+    assert image["ref"] == scene.unsigned and image["digest"].startswith("sha256:")
+    assert image["policies"][0]["name"] == "release-signed"
+    assert image["policies"][0]["result"] == "fail"
+    assert image["policies"][0]["checks"][0] == {
+        "check": "signatures",
+        "result": "fail",
+        "reason": image["policies"][0]["checks"][0]["reason"],
+    }
+    assert "No signatures were found" in image["policies"][0]["checks"][0]["reason"]
+
+
+def test_repeated_reviews_hit_the_cache(scene: Scene) -> None:
+    scene.hook.review(pod("warm1", scene.signed))
+    scene.hook.review(pod("warm2", scene.signed))
+    rec = scene.hook.records()[-1]
+    assert rec["cache"]["misses"] == 0 and rec["cache"]["hits"] > 0, rec["cache"]
+
+
+def test_registry_down_is_denied_within_deadline_naming_registry(
+    tmp_path: Path, tls_files: TlsFiles
+) -> None:
+    from tests.conftest import _require_registry_binary
+
+    _require_registry_binary()
+    reg = launch_registry(tmp_path / "registry", tls_files)
+    key = ec.generate_private_key(ec.SECP256R1())
+    push_signed(reg, "e2e/app", "v1", key)
+    policies = write_policy(tmp_path / "policies", reg.host, public_pem(key))
+    hook = start_webhook(
+        tmp_path / "hook",
+        tls_files,
+        policies,
+        registry_ca=reg.ca_file,
+        extra=["--deadline", "3"],
+    )
+    try:
+        reg.stop()
+        started = time.monotonic()
+        resp = hook.review(pod("down", reg.ref("e2e/app", "v1")))
+        elapsed = time.monotonic() - started
+        assert resp["allowed"] is False
+        msg = resp["status"]["message"]
+        assert reg.ref("e2e/app", "v1") in msg
+        assert "could not be reached" in msg or "unreachable" in msg, msg
+        assert reg.host in msg
+        # the answer came back before the deadline passed (not an HTTP client timeout)
+        assert elapsed < 3 + 2, elapsed
+    finally:
+        hook.stop()
+        reg.stop()
+
+
+def test_metrics_and_health(scene: Scene) -> None:
+    assert scene.hook.get("/healthz")[0] == 200
+    assert scene.hook.get("/readyz")[0] == 200
+    status, body = scene.hook.get("/metrics")
+    assert status == 200 and b"reprogate" in body
+
+
+def test_decision_records_carry_no_object_body(scene: Scene) -> None:
+    records = scene.hook.records()
+    assert records
+    for rec in records:
+        text = json.dumps(rec)
+        assert '"containers"' not in text and '"spec"' not in text and "userInfo" not in text
