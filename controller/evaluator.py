@@ -103,15 +103,10 @@ class Evaluator:
             *(self.evaluate_image(use, request) for use in request.images)
         )
         after = self.cache_stats()
-        return self._decide(request, verdicts, mutate, {k: after[k] - before[k] for k in after})
+        # /mutate patches (digest pinning) are built by the server from these verdicts
+        return self._decide(verdicts, {k: after[k] - before[k] for k in after})
 
-    def _decide(
-        self,
-        request: AdmissionRequest,
-        verdicts: Sequence[ImageVerdict],
-        mutate: bool,
-        cache: dict[str, int],
-    ) -> ReviewDecision:
+    def _decide(self, verdicts: Sequence[ImageVerdict], cache: dict[str, int]) -> ReviewDecision:
         denials = [line for v in verdicts for line in v.denial_reasons()]
         warnings = tuple(line for v in verdicts for line in v.warnings())
         modes = {p.mode for v in verdicts for p in v.policies}
@@ -126,17 +121,11 @@ class Evaluator:
                 mode=mode,
                 cache=cache,
             )
-        patch: tuple[dict[str, object], ...] = ()
-        if mutate:
-            from controller.admission.response import digest_pin_patch
-
-            patch = tuple(digest_pin_patch(request, verdicts))
         return ReviewDecision(
             allowed=True,
             message="",
             warnings=warnings,
             images=tuple(verdicts),
-            patch=patch,
             decision="warn" if warnings else "allow",
             mode=mode if modes else "none",
             cache=cache,

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, replace
 
-__all__ = ["DOCKER_HUB", "ImageRef", "ReferenceError", "parse_image_ref", "is_digest"]
+__all__ = ["DOCKER_HUB", "ImageRef", "ReferenceError", "is_digest", "parse_image_ref"]
 
 DOCKER_HUB = "docker.io"
 _HUB_ALIASES = frozenset({"docker.io", "index.docker.io", "registry-1.docker.io"})

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from controller.oci.reference import ImageRef
-from controller.policy.cel import CelActivation
+from controller.policy.cel import CelActivation, image_variable
 from controller.provenance.level import ProvenanceAssessment
 from controller.provenance.reproducibility import ReproducibilityAssessment
 from controller.provenance.slsa import Provenance
@@ -52,9 +52,7 @@ def provenance_value(p: Provenance, level: int) -> dict[str, Any]:
             "commit": src.commit if src else None,
         },
         "externalParameters": p.external_parameters,
-        "dependencies": [
-            {"uri": d.uri, "digest": dict(d.digest)} for d in p.resolved_dependencies
-        ],
+        "dependencies": [{"uri": d.uri, "digest": dict(d.digest)} for d in p.resolved_dependencies],
         "startedOn": p.started_on,
         "finishedOn": p.finished_on,
         "completeness": {
@@ -97,14 +95,7 @@ def build_activation(
         "mismatches": list(reproducibility.mismatches) if reproducibility else [],
     }
     return CelActivation(
-        image={
-            "ref": written,
-            "registry": image.registry,
-            "repository": image.repository,
-            "name": image.name,
-            "tag": image.tag,
-            "digest": image.digest,
-        },
+        image={**image_variable(image, image.digest, written), "pinned": "@" in written},
         signatures=[_signer(s.signer) for s in outcome.signatures],
         provenance=prov,
         attestations=attestations,
