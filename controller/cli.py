@@ -23,6 +23,7 @@ __all__ = ["main"]
 EXIT_OK = 0
 EXIT_DENIED = 1
 EXIT_BAD_INPUT = 2
+_CLI_UID = "reprogate-check"
 
 
 class UsageError(Exception):
@@ -148,13 +149,20 @@ def _check(args: argparse.Namespace, out: TextIO) -> int:
         raise UsageError("give image references or -f MANIFEST")
     requests: list[AdmissionRequest] = []
     if args.images:
+        from controller.oci.reference import ReferenceError, parse_image_ref
+
+        for image in args.images:
+            try:
+                parse_image_ref(image)
+            except ReferenceError as exc:
+                raise UsageError(str(exc)) from None
         uses = tuple(
             ImageUse(image=img, container=f"image-{i}", path=f"/spec/containers/{i}/image")
             for i, img in enumerate(args.images)
         )
         requests.append(
             AdmissionRequest(
-                uid="check",
+                uid=_CLI_UID,
                 kind="Pod",
                 namespace=args.namespace,
                 name="reprogate-check",
@@ -206,10 +214,11 @@ def _check(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _print_text(req: Any, decision: Any, out: TextIO) -> None:
-    label = f"{req.kind}/{req.name}" if req.kind != "Pod" or req.name else req.kind
+    # images named on the command line have no workload to show
+    label = "" if req.uid == _CLI_UID else f"  [{req.kind}/{req.name}]"
     for v in decision.images:
         word = {"allow": "ADMIT", "warn": "ADMIT (warnings)", "deny": "DENY"}[v.verdict]
-        out.write(f"{word:8} {v.ref}" + (f"  {v.digest}" if v.digest else "") + f"  [{label}]\n")
+        out.write(f"{word:8} {v.ref}" + (f"  {v.digest}" if v.digest else "") + f"{label}\n")
         if v.error:
             out.write(f"    error: {v.error}\n")
         for p in v.policies:

@@ -250,3 +250,23 @@ def test_decision_records_carry_no_object_body(scene: Scene) -> None:
     for rec in records:
         text = json.dumps(rec)
         assert '"containers"' not in text and '"spec"' not in text and "userInfo" not in text
+
+
+def test_mutate_pins_admitted_tags_to_digests(scene: Scene) -> None:
+    import base64
+
+    resp = scene.hook.review(deployment("pin", scene.signed), path="/mutate")
+    assert resp["allowed"] is True
+    assert resp["patchType"] == "JSONPatch"
+    patch = json.loads(base64.b64decode(resp["patch"]))
+    assert len(patch) == 1
+    op = patch[0]
+    assert op["op"] == "replace"
+    assert op["path"] == "/spec/template/spec/containers/0/image"
+    assert op["value"].startswith(scene.signed + "@sha256:")
+
+
+def test_mutate_still_denies_unsigned(scene: Scene) -> None:
+    resp = scene.hook.review(pod("pin-bad", scene.unsigned), path="/mutate")
+    assert resp["allowed"] is False
+    assert "patch" not in resp
