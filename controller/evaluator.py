@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 
 from controller.admission.model import AdmissionRequest, ImageUse, ReviewDecision
 from controller.config import Settings
-from controller.evidence.cache import AsyncTTLCache
+from controller.evidence.cache import AsyncTTLCache, count_cache_use
 from controller.evidence.model import EvidenceSet
 from controller.evidence.source import EvidenceSource
 from controller.oci.errors import RegistryError
@@ -98,13 +98,13 @@ class Evaluator:
 
     async def evaluate(self, request: AdmissionRequest, *, mutate: bool) -> ReviewDecision:
         """Decide on one admission request."""
-        before = self.cache_stats()
+        stats = count_cache_use()
         verdicts = await asyncio.gather(
             *(self.evaluate_image(use, request) for use in request.images)
         )
-        after = self.cache_stats()
+        cache = {"hits": stats.hits + stats.coalesced, "misses": stats.misses}
         # /mutate patches (digest pinning) are built by the server from these verdicts
-        return self._decide(verdicts, {k: after[k] - before[k] for k in after})
+        return self._decide(verdicts, cache)
 
     def _decide(self, verdicts: Sequence[ImageVerdict], cache: dict[str, int]) -> ReviewDecision:
         denials = [line for v in verdicts for line in v.denial_reasons()]

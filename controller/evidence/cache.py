@@ -10,13 +10,14 @@ Rules:
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-__all__ = ["AsyncTTLCache", "CacheStats"]
+__all__ = ["AsyncTTLCache", "CacheStats", "count_cache_use"]
 
 V = TypeVar("V")
 
@@ -29,6 +30,26 @@ class CacheStats:
     misses: int = 0
     coalesced: int = 0  # waits on a load another request started
     failures: int = 0
+
+
+# Per-review counters: set by the caller around one review so its decision record reports
+# its own hits and misses, not those of concurrent reviews.
+_REVIEW_STATS: contextvars.ContextVar[CacheStats | None] = contextvars.ContextVar(
+    "reprogate_review_cache_stats", default=None
+)
+
+
+def count_cache_use() -> CacheStats:
+    """Start counting cache use for the current task (and the tasks it spawns)."""
+    stats = CacheStats()
+    _REVIEW_STATS.set(stats)
+    return stats
+
+
+def _count(field: str) -> None:
+    stats = _REVIEW_STATS.get()
+    if stats is not None:
+        setattr(stats, field, getattr(stats, field) + 1)
 
 
 @dataclass
@@ -81,6 +102,7 @@ class AsyncTTLCache(Generic[V]):
             if entry.expires > now:
                 self._entries.move_to_end(key)
                 self.stats.hits += 1
+                _count("hits")
                 if entry.error is not None:
                     raise entry.error
                 return entry.value  # type: ignore[return-value]
@@ -88,8 +110,10 @@ class AsyncTTLCache(Generic[V]):
         task = self._inflight.get(key)
         if task is not None:
             self.stats.coalesced += 1
+            _count("coalesced")
         else:
             self.stats.misses += 1
+            _count("misses")
             # The load is its own task: a caller that hits its deadline stops waiting, but the
             # load goes on and the next request for the same key finds the result.
             task = asyncio.ensure_future(load())

@@ -29,7 +29,11 @@ from controller.policy.model import (
     ProvenanceRequirement,
 )
 from controller.policy.verdict import CheckResult, Evidence, ImageVerdict, PolicyResult, Verdict
-from controller.provenance.level import ProvenanceAssessment, assess_provenance
+from controller.provenance.level import (
+    ProvenanceAssessment,
+    assess_provenance,
+    trusted_matches,
+)
 from controller.provenance.reproducibility import (
     ReproducibilityAssessment,
     assess_reproducibility,
@@ -171,6 +175,11 @@ class PolicyEngine:
                 outcome.links,
                 policy.reproducibility,
                 prov_req.accept_reproducible_claim,
+                # rebuilds that produced other bytes: only this check reads foreign statements
+                other_digests=[
+                    (m.provenance, m.builder)
+                    for m in trusted_matches(outcome.foreign_statements, prov_req.trusted_builders)
+                ],
             )
             checks.extend(reproducibility.checks)
 

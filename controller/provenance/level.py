@@ -49,6 +49,7 @@ __all__ = [
     "ProvenanceAssessment",
     "assess_provenance",
     "match_trusted_builder",
+    "trusted_matches",
 ]
 
 MAX_BUILD_LEVEL = 3
@@ -154,6 +155,29 @@ def assess_provenance(
         all_provenance=tuple(parsed),
         trusted=tuple(c.match for c in candidates if c.match is not None),
     )
+
+
+def trusted_matches(
+    statements: Sequence[VerifiedStatement], builders: Sequence[TrustedBuilder]
+) -> tuple[BuilderMatch, ...]:
+    """Every well-formed SLSA provenance in ``statements`` that counts for one of
+    ``builders``, whatever digests it names (malformed or untrusted ones are left out).
+
+    For provenance about OTHER artifacts (``VerificationOutcome.foreign_statements``): the
+    reproducibility check uses it to report a trusted builder that produced other bytes.
+    """
+    out: list[BuilderMatch] = []
+    for statement in statements:
+        if not is_provenance(statement.predicate_type):
+            continue
+        try:
+            provenance = parse_provenance(statement)
+        except ProvenanceError:
+            continue
+        match, _ = match_trusted_builder(provenance, builders)
+        if match is not None:
+            out.append(match)
+    return tuple(out)
 
 
 # --- evaluation of one provenance --------------------------------------------------------

@@ -23,6 +23,9 @@ VSA issuer"). Rules:
 - A rebuild link from a listed rebuilder whose products do not include the digest is a
   rebuild that produced different bytes: a failing ``reproducibility.mismatch`` check naming
   the rebuilder and both digests, whatever else passed.
+- So is SLSA provenance stored with the image, verified for a trusted builder, whose subjects
+  name only other digests (``VerificationOutcome.foreign_statements``): that builder built the
+  image's source and got other bytes. It never counts as a build of this digest.
 """
 
 from __future__ import annotations
@@ -71,13 +74,15 @@ def assess_reproducibility(
     links: Sequence[VerifiedLink],
     req: ReproducibilityRequirement,
     accept_claim: bool,
+    other_digests: Sequence[tuple[Provenance, TrustedBuilder]] = (),
 ) -> ReproducibilityAssessment:
     """Count independent builds of ``image_digest`` and check them against ``req``.
 
     ``provenance`` holds only provenance that already counts for a trusted builder (the
-    ``trusted`` matches of a ``ProvenanceAssessment``). Returns the checks
-    ``reproducibility.independentBuilds`` and one ``reproducibility.mismatch`` per rebuild
-    that produced other bytes.
+    ``trusted`` matches of a ``ProvenanceAssessment``); ``other_digests`` holds trusted
+    builders' provenance stored with the image but naming other digests (rebuilds with other
+    bytes). Returns the checks ``reproducibility.independentBuilds`` and one
+    ``reproducibility.mismatch`` per rebuild that produced other bytes.
     """
     algorithm, _, digest_hex = image_digest.partition(":")
     digest_hex = digest_hex.lower()
@@ -89,10 +94,9 @@ def assess_reproducibility(
         signer = prov.signer
         if signer.kind == "keyless":
             signer_key = f"issuer {signer.issuer}"
-            signer_text = f"{signer.subject} from issuer {signer.issuer}"
         else:
             signer_key = f"key {signer.key_id or builder.signer.name}"
-            signer_text = f"key {builder.signer.name}"
+        signer_text = _signer_text(prov, builder)
         builds.append(
             IndependentBuild(
                 builder=prov.builder_id,
@@ -106,6 +110,18 @@ def assess_reproducibility(
 
     rebuilders = {a.name for a in req.rebuilders}
     mismatches: list[str] = []
+    for prov, builder in other_digests:
+        if prov.names_digest(image_digest):
+            continue  # not foreign after all; counted above when it was handed in there
+        named = ", ".join(
+            dict.fromkeys(
+                f"{algo}:{value}" for s in prov.subjects for algo, value in s.digest.items()
+            )
+        )
+        mismatches.append(
+            f"rebuilder {prov.builder_id} (signed by {_signer_text(prov, builder)}) produced "
+            f"{named or 'no digest'}, but the image is {image_digest} (provenance: {prov.origin})"
+        )
     for link in links:
         if link.signer not in rebuilders:
             continue  # verified, but not for a rebuilder this policy lists
@@ -153,6 +169,13 @@ def assess_reproducibility(
         checks=tuple(checks),
         satisfied_by=satisfied_by,
     )
+
+
+def _signer_text(prov: Provenance, builder: TrustedBuilder) -> str:
+    signer = prov.signer
+    if signer.kind == "keyless":
+        return f"{signer.subject} from issuer {signer.issuer}"
+    return f"key {builder.signer.name}"
 
 
 def _independent(builds: Sequence[IndependentBuild]) -> list[IndependentBuild]:

@@ -10,18 +10,30 @@ Rules:
 - A signature fact always names the image digest: cosign payloads must carry it, bundles must
   sign it (message digest) or carry an in-toto statement whose subject is it.
 - A Sigstore bundle whose statement is cosign's signing predicate counts as a signature.
+- An in-toto statement stored with this image whose subjects name only OTHER digests (a
+  rebuilder that got different bytes signs its own digest) is verified in full (signature,
+  certificate, transparency log, timestamp) exactly as any other, against the digest its
+  statement names. If it verifies it becomes a ``foreign_statements`` fact, read only by the
+  reproducibility check; for everything else it stays what it was before: a failure whose
+  reason says it names another digest. The digest to verify against is read from the
+  unverified payload only to pick the verification target; the signature then covers it.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
 from collections.abc import Sequence
 from datetime import datetime
 from types import MappingProxyType
+from typing import Literal
 
 from controller.evidence.model import BundleEvidence, EvidenceSet
 from controller.verify.authority import Authority, KeyAuthority
 from controller.verify.bundle import verify_bundle
 from controller.verify.cosign import verify_cosign_attestation, verify_cosign_signature
+from controller.verify.dsse import parse_envelope
 from controller.verify.errors import VerificationError
 from controller.verify.facts import (
     VerificationFailure,
@@ -30,7 +42,11 @@ from controller.verify.facts import (
     VerifiedStatement,
 )
 from controller.verify.link import VerifiedLink, verify_link
-from controller.verify.statement import statement_from_verified_payload
+from controller.verify.statement import (
+    parse_sha256_digest,
+    require_subject_digest,
+    statement_from_verified_payload,
+)
 from controller.verify.trustroot import TrustRoots
 
 __all__ = ["COSIGN_SIGN_PREDICATE", "verify_evidence"]
@@ -64,24 +80,30 @@ def verify_evidence(
                 failures.append(
                     VerificationFailure(layer.source, authority.name, str(exc), "signature")
                 )
+    foreign: list[VerifiedStatement] = []
     for layer in evidence.attestations:
+        target = _verification_target(_cosign_statement_bytes(layer.payload), digest)
         for authority in authorities:
             try:
-                statements.append(
-                    verify_cosign_attestation(layer, digest, authority, trust_roots, now)
-                )
+                statement = verify_cosign_attestation(layer, target, authority, trust_roots, now)
             except VerificationError as exc:
                 failures.append(
                     VerificationFailure(layer.source, authority.name, str(exc), "attestation")
                 )
+                continue
+            _sort_statement(statement, digest, statements, foreign, failures, "attestation")
     for bundle in evidence.bundles:
+        target = _verification_target(_bundle_statement_bytes(bundle.raw), digest)
         for authority in authorities:
             try:
-                fact = _verify_bundle(bundle, digest, authority, trust_roots)
+                fact = _verify_bundle(bundle, target, authority, trust_roots)
             except VerificationError as exc:
                 failures.append(
                     VerificationFailure(bundle.source, authority.name, str(exc), "bundle")
                 )
+                continue
+            if isinstance(fact, VerifiedStatement) and target != digest:
+                _sort_statement(fact, digest, statements, foreign, failures, "bundle")
                 continue
             if isinstance(fact, VerifiedSignature):
                 signatures.append(fact)
@@ -113,7 +135,84 @@ def verify_evidence(
         statements=tuple(statements),
         links=tuple(links),
         failures=tuple(failures),
+        foreign_statements=tuple(foreign),
     )
+
+
+# --- statements naming other digests -------------------------------------------------------
+
+# Bounds the unverified parse that only picks a verification target (the verifiers apply
+# their own limits to what they then verify).
+_MAX_PEEK_BYTES = 16 * 1024 * 1024
+
+
+def _sort_statement(
+    fact: VerifiedStatement,
+    digest: str,
+    statements: list[VerifiedStatement],
+    foreign: list[VerifiedStatement],
+    failures: list[VerificationFailure],
+    kind: Literal["attestation", "bundle"],
+) -> None:
+    """File a verified statement: about this image, or foreign (and then also a failure, so
+    checks other than reproducibility explain it exactly as before)."""
+    try:
+        require_subject_digest(fact, digest)
+    except VerificationError as exc:
+        foreign.append(fact)
+        failures.append(VerificationFailure(fact.source, fact.signer.authority, str(exc), kind))
+        return
+    statements.append(fact)
+
+
+def _verification_target(statement: bytes | None, digest: str) -> str:
+    """The digest to verify a statement against: the image digest, unless the (still
+    unverified) statement parses and its sha256 subjects all name other digests; then the
+    first of those, so the full verification runs and proves who signed that statement."""
+    if statement is None:
+        return digest
+    try:
+        wanted = parse_sha256_digest(digest)
+        doc = json.loads(statement)
+    except (VerificationError, ValueError, UnicodeDecodeError):
+        return digest
+    subjects = doc.get("subject") if isinstance(doc, dict) else None
+    if not isinstance(subjects, list):
+        return digest
+    named: list[str] = []
+    for subject in subjects:
+        digests = subject.get("digest") if isinstance(subject, dict) else None
+        value = digests.get("sha256") if isinstance(digests, dict) else None
+        if isinstance(value, str):
+            try:
+                named.append(parse_sha256_digest(f"sha256:{value}", "subject digest"))
+            except VerificationError:
+                return digest  # malformed: the normal path reports it
+    if not named or wanted in named:
+        return digest
+    return f"sha256:{named[0]}"
+
+
+def _cosign_statement_bytes(envelope_json: bytes) -> bytes | None:
+    """The UNVERIFIED statement in a cosign ``.att`` DSSE envelope, or None if unreadable."""
+    if len(envelope_json) > _MAX_PEEK_BYTES:
+        return None
+    try:
+        return parse_envelope(envelope_json).payload
+    except VerificationError:
+        return None
+
+
+def _bundle_statement_bytes(raw: bytes) -> bytes | None:
+    """The UNVERIFIED statement in a Sigstore bundle's DSSE envelope, or None."""
+    if len(raw) > _MAX_PEEK_BYTES:
+        return None
+    try:
+        doc = json.loads(raw)
+        payload = doc["dsseEnvelope"]["payload"]
+        return base64.b64decode(payload, validate=True) if isinstance(payload, str) else None
+    except (ValueError, UnicodeDecodeError, KeyError, TypeError, binascii.Error):
+        return None
 
 
 def _verify_bundle(

@@ -2,6 +2,12 @@
 
 Only code in ``controller.verify`` constructs these, and only after the cryptography and the
 binding to the image digest have been checked. Downstream code trusts them without re-checking.
+
+One exception to the digest binding, kept apart in its own field:
+``VerificationOutcome.foreign_statements`` holds statements stored with this image whose
+signature verified in full but whose subjects name only OTHER digests (a rebuilder that got
+different bytes signs its own digest). They are verified facts about other artifacts; only the
+reproducibility check reads them, to report a rebuild that did not reproduce the image.
 """
 
 from __future__ import annotations
@@ -91,3 +97,7 @@ class VerificationOutcome:
     statements: tuple[VerifiedStatement, ...] = ()
     links: tuple[VerifiedLink, ...] = ()  # rebuild links verified with a rebuilder's key
     failures: tuple[VerificationFailure, ...] = ()
+    # Stored with this image, signature fully verified, but every subject names another
+    # digest. Never evidence about this image: signature, attestation and provenance checks
+    # must not read them; reproducibility reads them to report rebuilds with other bytes.
+    foreign_statements: tuple[VerifiedStatement, ...] = ()
