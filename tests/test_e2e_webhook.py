@@ -270,3 +270,22 @@ def test_mutate_still_denies_unsigned(scene: Scene) -> None:
     resp = scene.hook.review(pod("pin-bad", scene.unsigned), path="/mutate")
     assert resp["allowed"] is False
     assert "patch" not in resp
+
+
+def test_concurrent_rollout_of_a_new_image_fetches_once(scene: Scene) -> None:
+    """30 pods of a never-seen image at once: one tag resolution, one evidence fetch, one
+    verification; every other review waits on those loads or hits the cache."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    push_signed(scene.reg, "e2e/rollout", "v1", key)  # signed by a key the policy ignores
+    image = scene.reg.ref("e2e/rollout", "v1")
+    before = len(scene.hook.records())
+    with ThreadPoolExecutor(max_workers=10) as pool:
+        answers = list(pool.map(lambda i: scene.hook.review(pod(f"r{i}", image)), range(30)))
+    assert all(a["allowed"] is False for a in answers)
+    records = scene.hook.records()[before:]
+    assert len(records) == 30
+    # one miss each for tag->digest, digest->evidence and (evidence, authorities)->facts
+    assert sum(r["cache"]["misses"] for r in records) == 3
+    assert sum(r["cache"]["hits"] for r in records) == 29 * 3
