@@ -122,6 +122,18 @@ def _load(settings: Settings) -> tuple[Any, Any]:
     except PolicyLoadError as exc:
         raise UsageError(str(exc)) from None
     roots = TrustRoots()
+    if settings.tuf_cache:
+        from controller.verify.trustroot import refresh_production_via_tuf
+
+        try:
+            roots.add("production", refresh_production_via_tuf(Path(settings.tuf_cache)))
+        except (VerificationError, OSError) as exc:
+            # a network hiccup at start-up must not crash-loop the webhook
+            logging.getLogger("reprogate").warning(
+                "TUF refresh of the Sigstore production root failed (%s); using the root "
+                "shipped with the sigstore package",
+                exc,
+            )
     for doc in policy_set.trust_roots:
         try:
             roots.add(doc.name, trust_from_json(doc.trusted_root_json, doc.name))

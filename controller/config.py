@@ -41,6 +41,9 @@ class Settings:
     empty_evidence_ttl: float = 30.0  # "nothing found" is re-checked sooner: signing may follow
     negative_ttl: float = 10.0  # registry failures
     digest_ttl: float = 60.0  # tag -> digest
+    # Opt-in, needs network: refresh the Sigstore production root over TUF at start-up into
+    # this directory. Unset (the default), the root shipped with ``sigstore`` is used offline.
+    tuf_cache: str | None = None
     registry: RegistrySettings = field(default_factory=RegistrySettings)
 
     def with_overrides(self, values: Mapping[str, Any], source: str) -> Settings:

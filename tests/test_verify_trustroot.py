@@ -80,3 +80,30 @@ def test_unknown_names_refused() -> None:
         TrustRoots().get("corp")
     with pytest.raises(VerificationError, match="00" * 32):
         production_trust().rekor_key(bytes(32))
+
+
+def test_tuf_refresh_failure_falls_back_to_the_shipped_root(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When the opt-in TUF refresh fails (no network), the webhook still starts, on the root
+    that ships with the sigstore package. The refresh is replaced by a failing stand-in: tests
+    never reach beyond 127.0.0.1."""
+    from controller.cli import _load
+    from controller.config import Settings
+
+    calls: list[Path] = []
+
+    def offline(cache_dir: Path) -> trustroot.TrustMaterial:
+        calls.append(cache_dir)
+        raise VerificationError("TUF refresh of the production trust root failed: offline")
+
+    monkeypatch.setattr(trustroot, "refresh_production_via_tuf", offline)
+
+    (tmp_path / "p.yaml").write_text(
+        "apiVersion: reprogate.dev/v1alpha1\nkind: ImagePolicy\nmetadata: {name: p}\n"
+        "spec:\n  match: {images: ['example.com/**']}\n  signatures: {threshold: 0}\n"
+    )
+    _, roots = _load(Settings(policies=str(tmp_path), tuf_cache=str(tmp_path / "tuf")))
+    assert roots.get("production").name == "production"
+    assert roots.get("production") is production_trust()
+    assert calls == [tmp_path / "tuf"]

@@ -325,5 +325,7 @@ def refresh_production_via_tuf(cache_dir: Path) -> TrustMaterial:
             raise VerificationError("the production TUF repository has no trusted_root.json")
         path = updater.find_cached_target(info) or updater.download_target(info)
     except (RepositoryError, DownloadError, OSError) as exc:
-        raise VerificationError(f"TUF refresh of the production trust root failed: {exc}") from exc
+        raise VerificationError(
+            f"TUF refresh of the production trust root failed: {type(exc).__name__}: {exc}"
+        ) from exc
     return trust_from_json(Path(path).read_bytes(), "production")
