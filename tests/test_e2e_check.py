@@ -140,3 +140,13 @@ def test_untrusted_registry_ca_is_denied_not_crashed(setup: Setup) -> None:
     out = setup.run(setup.signed, "--policies", str(setup.policies), ca=False)
     assert out.returncode == 1, out.stdout + out.stderr
     assert "TLS" in out.stdout or "certificate" in out.stdout
+
+
+def test_no_match_deny_switch(setup: Setup) -> None:
+    unmatched = setup.reg.ref("elsewhere/app", "1")
+    allowed = setup.run(unmatched, "--policies", str(setup.policies))
+    assert allowed.returncode == 0, allowed.stdout + allowed.stderr
+    assert "no policy matches this image" in allowed.stdout
+    denied = setup.run(unmatched, "--policies", str(setup.policies), "--no-match", "deny")
+    assert denied.returncode == 1
+    assert "no policy matches this image" in denied.stdout
