@@ -1,0 +1,161 @@
+"""Policy semantics through the real evaluator, offline: modes, several policies, exceptions,
+conditions that fail closed. Evidence is real (ECDSA-signed cosign layers); only the registry
+is replaced by ``OfflineEvidence``, the same stand-in ``reprogate test`` uses."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from datetime import UTC, datetime
+
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from controller.admission.model import AdmissionRequest, ImageUse, ReviewDecision
+from controller.config import Settings
+from controller.evaluator import Evaluator
+from controller.evidence.model import EvidenceSet
+from controller.evidence.source import OfflineEvidence
+from controller.policy.loader import load_policy_documents
+from controller.verify.trustroot import TrustRoots
+from tests.support.cosign_sign import as_cosign_layer, public_pem, sign_image
+
+DIGEST = "sha256:" + hashlib.sha256(b"image").hexdigest()
+IMAGE = f"registry.example.com/acme/app:1.0@{DIGEST}"
+KEY = ec.generate_private_key(ec.SECP256R1())
+OTHER = ec.generate_private_key(ec.SECP256R1())
+NOW = datetime(2026, 6, 1, tzinfo=UTC)
+
+
+def _pem(key: ec.EllipticCurvePrivateKey) -> str:
+    return "\n".join("          " + line for line in public_pem(key).decode().splitlines())
+
+
+def policy(
+    name: str, *, mode: str = "enforce", key: ec.EllipticCurvePrivateKey = KEY, extra: str = ""
+) -> str:
+    return f"""---
+apiVersion: reprogate.dev/v1alpha1
+kind: ImagePolicy
+metadata: {{name: {name}}}
+spec:
+  mode: {mode}
+  match: {{images: ["registry.example.com/acme/**"]}}
+  authorities:
+    - name: release
+      key:
+        pem: |
+{_pem(key)}
+{extra}"""
+
+
+def decide(
+    policies: str,
+    *,
+    signed_by: ec.EllipticCurvePrivateKey | None = KEY,
+    namespace: str = "prod",
+    image: str = IMAGE,
+) -> ReviewDecision:
+    layers = (as_cosign_layer(sign_image(signed_by, DIGEST)),) if signed_by else ()
+    evidence = EvidenceSet(digest=DIGEST, signatures=layers)
+    evaluator = Evaluator(
+        Settings(),
+        load_policy_documents(policies, "test.yaml"),
+        OfflineEvidence({DIGEST: evidence}),
+        TrustRoots(),
+        clock=lambda: NOW,
+    )
+    request = AdmissionRequest(
+        uid="u",
+        kind="Pod",
+        namespace=namespace,
+        name="p",
+        operation="CREATE",
+        user="bob",
+        groups=(),
+        object={"metadata": {"labels": {"team": "payments"}}},
+        images=(ImageUse(image, "c", "/spec/containers/0/image"),),
+    )
+    return asyncio.run(evaluator.evaluate(request, mutate=False))
+
+
+def test_enforce_allows_signed_and_denies_unsigned() -> None:
+    assert decide(policy("p")).allowed
+    denied = decide(policy("p"), signed_by=None)
+    assert not denied.allowed
+    assert f"image {IMAGE}: policy p: signatures:" in denied.message
+
+
+def test_warn_mode_admits_with_a_warning() -> None:
+    d = decide(policy("p", mode="warn"), signed_by=OTHER)
+    assert d.allowed and d.decision == "warn"
+    assert len(d.warnings) == 1 and "policy p: signatures" in d.warnings[0]
+
+
+def test_audit_mode_admits_and_records_the_would_be_denial() -> None:
+    d = decide(policy("p", mode="audit"), signed_by=OTHER)
+    assert d.allowed and not d.warnings
+    result = d.images[0].policies[0]
+    assert result.mode == "audit" and result.result == "fail"
+
+
+def test_every_matching_policy_applies() -> None:
+    both = policy("a") + policy("b", key=OTHER)
+    d = decide(both)
+    assert not d.allowed
+    assert "policy b: signatures" in d.message and "policy a" not in d.message
+
+
+def test_exception_waives_until_it_expires() -> None:
+    extra = """  exceptions:
+    - images: ["registry.example.com/acme/app"]
+      namespaces: ["prod"]
+      reason: "INC-42 hotfix, signed build pending"
+      expires: "{when}"
+"""
+    active = decide(policy("p", extra=extra.format(when="2026-07-01T00:00:00Z")), signed_by=None)
+    assert active.allowed
+    assert active.images[0].policies[0].result == "excepted"
+    assert active.images[0].policies[0].exception == "INC-42 hotfix, signed build pending"
+    expired = decide(policy("p", extra=extra.format(when="2026-05-01T00:00:00Z")), signed_by=None)
+    assert not expired.allowed
+    assert "expired at 2026-05-01" in expired.message
+    other_ns = decide(
+        policy("p", extra=extra.format(when="2026-07-01T00:00:00Z")),
+        signed_by=None,
+        namespace="dev",
+    )
+    assert not other_ns.allowed
+
+
+def test_conditions_see_image_object_and_request() -> None:
+    extra = """  conditions:
+    - name: no-latest
+      expression: image.tag != "latest"
+      message: "pin a version tag, not :latest"
+    - name: team-label
+      expression: object.metadata.labels.team == "payments" && request.user == "bob"
+      message: "only the payments team"
+"""
+    assert decide(policy("p", extra=extra)).allowed
+    latest = decide(
+        policy("p", extra=extra), image=f"registry.example.com/acme/app:latest@{DIGEST}"
+    )
+    assert not latest.allowed
+    assert "condition:no-latest: pin a version tag, not :latest" in latest.message
+
+
+def test_condition_evaluation_error_fails_closed_with_the_error() -> None:
+    extra = """  conditions:
+    - name: missing-field
+      expression: object.spec.nodeName == "x"
+      message: "must run on x"
+"""
+    d = decide(policy("p", extra=extra))
+    assert not d.allowed
+    assert "condition:missing-field: could not be evaluated" in d.message
+    assert "failing closed" in d.message
+
+
+def test_unmatched_image_is_not_evaluated() -> None:
+    d = decide(policy("p"), image=f"docker.io/library/nginx@{DIGEST}", signed_by=None)
+    assert d.allowed and d.images[0].policies == ()
