@@ -247,7 +247,7 @@ def _print_text(req: Any, decision: Any, out: TextIO) -> None:
 
 def _verify(args: argparse.Namespace, out: TextIO) -> int:
     from controller.verify.errors import VerificationError
-    from controller.verify.offline import verify_offline
+    from controller.verify.offline import parse_artifact_digest, verify_offline
 
     if args.key and (args.identity or args.issuer):
         raise UsageError("use either --key or --identity/--issuer, not both")
@@ -260,10 +260,13 @@ def _verify(args: argparse.Namespace, out: TextIO) -> int:
         digest: str | None = None
         if args.artifact.startswith("sha256:"):
             digest = args.artifact
+            parse_artifact_digest(digest)  # a malformed digest is bad input, not "not verified"
         else:
             artifact = Path(args.artifact).read_bytes()
     except OSError as exc:
         raise UsageError(f"{exc.filename}: {exc.strerror}") from None
+    except VerificationError as exc:
+        raise UsageError(str(exc)) from None
     try:
         result = verify_offline(
             args.bundle,
@@ -277,6 +280,8 @@ def _verify(args: argparse.Namespace, out: TextIO) -> int:
     except VerificationError as exc:
         out.write(f"FAIL: {exc.diagnostics()}\n")
         return EXIT_DENIED
+    except ValueError as exc:  # verify_offline's usage errors, e.g. an unreadable bundle
+        raise UsageError(str(exc)) from None
     out.write(f"OK: verified, signed by {result.signer}\n")
     return EXIT_OK
 

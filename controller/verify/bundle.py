@@ -392,6 +392,11 @@ def _verify_with_sigstore(
                 else Hashed(algorithm=HashAlgorithm.SHA2_256, digest=digest)
             )
             verifier.verify_artifact(target, bundle, policy)
+    except sigstore_errors.CertValidationError as exc:
+        # sigstore-python calls the Fulcio chain a "timestamp certificate chain"; say what it is.
+        raise VerificationError(
+            f"certificate not issued by a trusted Fulcio CA of trust root {trust.name!r} ({exc})"
+        ) from exc
     except sigstore_errors.Error as exc:
         raise VerificationError(f"bundle did not verify: {exc}") from exc
     except (ValidationError, ValueError) as exc:
@@ -547,6 +552,12 @@ def _verify_own(
         if parsed.leaf is None:
             raise VerificationError(
                 "bundle is signed with a key, but the authority expects a certificate identity"
+            )
+        if rekor_entry is None and authority.transparency_log == "required":
+            raise VerificationError(
+                f"authority {authority.name!r} requires a transparency log entry; the bundle "
+                "has none"
+                + ("" if times else ", and so no verified time for its certificate either")
             )
         if not times:
             raise VerificationError("bundle carries no verified time for its certificate")
