@@ -1,0 +1,1 @@
+MEQCIFsRfkiThGhN82y1OaWrpRDGk6RvCvMRftmaVG4hd1aoAiBXNrnNgH0FPRI8/dajgxuGtH/xuxdqe+u3W0QDNqiSDQ==

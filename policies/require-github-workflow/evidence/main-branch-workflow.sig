@@ -1,0 +1,1 @@
+MEQCID0nz4CwkvpkcukcsXh4weWOBvRmxi+UYVa3Sj4J+EysAiAXdEWgdzJNOOzeiyrSV3xcJIkAGGl07VNZQJMGzxnK2Q==

@@ -1,0 +1,1 @@
+MEQCIGXCix0iLnPob4TxTtNBXMX0/P+zmXojiIof1foIgXzqAiBwo19+lSqbZs/boYBWwrol+zq0pcaH5ziShDDzCDLgPg==
