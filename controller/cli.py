@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -147,6 +148,13 @@ def _serve(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     policy_set, roots = _load(settings)
+    if not policy_set.policies:
+        # Still serve: a crash-looping webhook with failurePolicy Fail would block the cluster.
+        logging.getLogger("reprogate").warning(
+            "no ImagePolicy found in %s: every image will be %s",
+            settings.policies,
+            "denied (--no-match deny)" if settings.no_match == "deny" else "admitted",
+        )
     asyncio.run(serve(settings, policy_set, roots))
     return EXIT_OK
 
@@ -195,6 +203,11 @@ def _check(args: argparse.Namespace, out: TextIO) -> int:
         except AdmissionReviewError as exc:
             raise UsageError(f"{args.filename}: {exc}") from None
     policy_set, roots = _load(settings)
+    if not policy_set.policies:
+        raise UsageError(
+            f"no ImagePolicy found in {settings.policies}: nothing to check against "
+            "(give --policies DIR)"
+        )
 
     async def run() -> list[tuple[Any, Any, float]]:
         from controller.evaluator import Evaluator
@@ -215,14 +228,19 @@ def _check(args: argparse.Namespace, out: TextIO) -> int:
 
     results = asyncio.run(run())
     denied = any(not d.allowed for _, d, _ in results)
-    if args.output == "json":
-        records = [json.loads(record_from(r, d, ms).to_json_line()) for r, d, ms in results]
-        json.dump(records, out, indent=2)
-        out.write("\n")
-    else:
-        for req, decision, _ in results:
-            _print_text(req, decision, out)
-    return EXIT_DENIED if denied else EXIT_OK
+    code = EXIT_DENIED if denied else EXIT_OK
+    try:
+        if args.output == "json":
+            records = [json.loads(record_from(r, d, ms).to_json_line()) for r, d, ms in results]
+            json.dump(records, out, indent=2)
+            out.write("\n")
+        else:
+            for req, decision, _ in results:
+                _print_text(req, decision, out)
+    except BrokenPipeError:
+        # `reprogate check ... | head`: the verdict still decides the exit code
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - silence the flush at exit
+    return code
 
 
 def _print_text(req: Any, decision: Any, out: TextIO) -> None:
@@ -234,7 +252,7 @@ def _print_text(req: Any, decision: Any, out: TextIO) -> None:
         if v.error:
             out.write(f"    error: {v.error}\n")
         for p in v.policies:
-            note = f" (excepted: {p.exception})" if p.exception else ""
+            note = f" ({p.exception})" if p.exception else ""
             out.write(f"    policy {p.name} [{p.mode}]: {p.result}{note}\n")
             for c in p.checks:
                 mark = "ok  " if c.passed else "FAIL"
@@ -328,6 +346,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as exc:
         print(f"reprogate {args.command}: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except BrokenPipeError:  # `reprogate audit | head`: the reader has what it wanted
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - silence the flush at exit
+        return EXIT_OK
     except KeyboardInterrupt:
         return 130
 

@@ -13,8 +13,11 @@ Rules:
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
+import weakref
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -33,9 +36,12 @@ from controller.verify.evidence import verify_evidence
 from controller.verify.facts import VerificationOutcome
 from controller.verify.trustroot import TrustRoots
 
-__all__ = ["Evaluator", "policy_authorities"]
+__all__ = ["VERIFY_WORKERS", "Evaluator", "policy_authorities"]
 
 log = logging.getLogger(__name__)
+
+# Threads verifying evidence at once, per evaluator (the webhook runs on 2 cores).
+VERIFY_WORKERS = 2
 
 
 def policy_authorities(policy: ImagePolicy) -> tuple[Authority, ...]:
@@ -83,6 +89,14 @@ class Evaluator:
         self.outcomes: AsyncTTLCache[VerificationOutcome] = AsyncTTLCache(
             ttl=settings.evidence_ttl, negative_ttl=settings.negative_ttl
         )
+        # Verification is CPU work in threads that a deadline cannot stop. Its own small pool
+        # bounds how much of the machine hostile evidence can take, and keeps asyncio's
+        # default pool (DNS, file reads) free for everything else. Shut down with the
+        # evaluator; idle workers exit then.
+        self._verify_pool = ThreadPoolExecutor(
+            max_workers=VERIFY_WORKERS, thread_name_prefix="reprogate-verify"
+        )
+        weakref.finalize(self, self._verify_pool.shutdown, wait=False, cancel_futures=True)
 
     def ready(self) -> bool:
         """Policies and trust roots are loaded at construction."""
@@ -99,18 +113,29 @@ class Evaluator:
     async def evaluate(self, request: AdmissionRequest, *, mutate: bool) -> ReviewDecision:
         """Decide on one admission request."""
         stats = count_cache_use()
-        verdicts = await asyncio.gather(
-            *(self.evaluate_image(use, request) for use in request.images)
+        # The same image in many containers is one decision, not many (a pod with 500 copies
+        # of one image must cost what one costs).
+        unique = list(dict.fromkeys(use.image for use in request.images))
+        first_use: dict[str, ImageUse] = {}
+        for use in request.images:
+            first_use.setdefault(use.image, use)
+        decided = await asyncio.gather(
+            *(self.evaluate_image(first_use[image], request) for image in unique)
         )
+        by_image = dict(zip(unique, decided, strict=True))
+        verdicts = [by_image[use.image] for use in request.images]
         cache = {"hits": stats.hits + stats.coalesced, "misses": stats.misses}
         # /mutate patches (digest pinning) are built by the server from these verdicts
         return self._decide(verdicts, cache)
 
     def _decide(self, verdicts: Sequence[ImageVerdict], cache: dict[str, int]) -> ReviewDecision:
-        denials = [line for v in verdicts for line in v.denial_reasons()]
-        warnings = tuple(line for v in verdicts for line in v.warnings())
+        denials = list(dict.fromkeys(line for v in verdicts for line in v.denial_reasons()))
+        warnings = tuple(dict.fromkeys(line for v in verdicts for line in v.warnings()))
         modes = {p.mode for v in verdicts for p in v.policies}
-        mode = "enforce" if "enforce" in modes else ("warn" if "warn" in modes else "audit")
+        # a denial without any policy (malformed reference, --no-match deny) is enforcement
+        mode = (
+            "enforce" if "enforce" in modes or denials else ("warn" if "warn" in modes else "audit")
+        )
         if denials:
             return ReviewDecision(
                 allowed=False,
@@ -225,12 +250,17 @@ class Evaluator:
         )
         key = (evidence, authorities, rebuilders)
         now = self._clock()
-        return await self.outcomes.get(
-            key,
-            lambda: asyncio.to_thread(
-                verify_evidence, evidence, authorities, self.trust_roots, now, rebuilders
-            ),
+        verify = functools.partial(
+            verify_evidence, evidence, authorities, self.trust_roots, now, rebuilders
         )
+
+        async def load() -> VerificationOutcome:
+            # Runs as the cache's own task: when this request's deadline passes, the
+            # verification still finishes and its outcome serves the next request.
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(self._verify_pool, verify)
+
+        return await self.outcomes.get(key, load)
 
 
 def _evidence_summary(

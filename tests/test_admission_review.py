@@ -412,3 +412,27 @@ def test_fixture_untouched_by_parse() -> None:
     before = copy.deepcopy(raw)
     parse_admission_review(body(raw))
     assert raw == before
+
+
+def test_deletion_timestamp_on_create_does_not_hide_images() -> None:
+    """/mutate sees a CREATE before the API server clears deletionTimestamp: still checked."""
+    raw = load("pod-create.json")
+    raw["request"]["object"]["metadata"]["deletionTimestamp"] = "2026-01-01T00:00:00Z"
+    assert parse_admission_review(body(raw)).images != ()
+
+
+def test_object_kind_disagreeing_with_request_kind_is_refused() -> None:
+    raw = load("pod-create.json")
+    raw["request"]["kind"]["kind"] = "ConfigMap"
+    with pytest.raises(AdmissionReviewError, match="request.object.kind is 'Pod'"):
+        parse_admission_review(body(raw))
+
+
+def test_integer_beyond_python_digit_limit_is_a_clear_error() -> None:
+    text = (
+        body(load("pod-create.json"))
+        .decode()
+        .replace('"uid"', '"big": ' + "9" * 5000 + ', "uid"', 1)
+    )
+    with pytest.raises(AdmissionReviewError, match="not usable JSON"):
+        parse_admission_review(text.encode())

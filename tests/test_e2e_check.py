@@ -150,3 +150,21 @@ def test_no_match_deny_switch(setup: Setup) -> None:
     denied = setup.run(unmatched, "--policies", str(setup.policies), "--no-match", "deny")
     assert denied.returncode == 1
     assert "no policy matches this image" in denied.stdout
+
+
+def test_policy_dir_without_policies_is_bad_input(setup: Setup, tmp_path: Path) -> None:
+    """A forgotten --policies must not pass CI: zero ImagePolicies is exit 2, not ADMIT."""
+    out = setup.run(setup.unsigned, "--policies", str(tmp_path))
+    assert out.returncode == 2
+    assert "no ImagePolicy found" in out.stderr
+
+
+def test_denied_check_piped_into_head_keeps_its_exit_code(setup: Setup) -> None:
+    cmd = (
+        f"{sys.executable} -m controller.cli check {setup.unsigned} --policies {setup.policies} "
+        f"--registry-ca {setup.reg.ca_file} -o json | head -c 10 >/dev/null; "
+        "echo ${PIPESTATUS[0]}"
+    )
+    out = subprocess.run(["bash", "-c", cmd], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == "1", out.stdout + out.stderr
+    assert "Traceback" not in out.stderr

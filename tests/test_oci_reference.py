@@ -43,7 +43,7 @@ D512 = "sha512:" + "cd" * 64
         (f"nginx@{D}", DOCKER_HUB, "library/nginx", None, D),
         (f"ghcr.io/acme/app:v1@{D}", "ghcr.io", "acme/app", "v1", D),
         (f"ghcr.io/acme/app@{D512}", "ghcr.io", "acme/app", None, D512),
-        (f"example.com:443/app@{D}", "example.com:443", "app", None, D),
+        (f"example.com:443/app@{D}", "example.com", "app", None, D),
     ],
 )
 def test_parses_and_normalises(
@@ -128,3 +128,18 @@ def test_rejects_non_string() -> None:
 )
 def test_is_digest(value: str, ok: bool) -> None:
     assert is_digest(value) is ok
+
+
+@pytest.mark.parametrize(
+    "text, name",
+    [
+        ("GHCR.IO/acme/app:1.0", "ghcr.io/acme/app"),
+        ("Ghcr.io/acme/app", "ghcr.io/acme/app"),
+        ("ghcr.io:443/acme/app", "ghcr.io/acme/app"),
+        ("LOCALHOST:5000/a/b", "localhost:5000/a/b"),
+        ("Index.Docker.IO/nginx", "docker.io/library/nginx"),
+    ],
+)
+def test_registry_host_case_and_default_port_are_normalised(text: str, name: str) -> None:
+    """A policy on ghcr.io/acme/** must see every spelling of that registry."""
+    assert parse_image_ref(text).name == name

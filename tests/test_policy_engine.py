@@ -159,3 +159,47 @@ def test_condition_evaluation_error_fails_closed_with_the_error() -> None:
 def test_unmatched_image_is_not_evaluated() -> None:
     d = decide(policy("p"), image=f"docker.io/library/nginx@{DIGEST}", signed_by=None)
     assert d.allowed and d.images[0].policies == ()
+
+
+def test_many_copies_of_one_image_cost_one_evaluation(monkeypatch: object) -> None:
+    """A pod with 300 containers of one image and a 2 MB object: one evaluation, one
+    conversion of the object for CEL (the W1 denial-of-service report)."""
+    import controller.policy.engine as engine_module
+
+    conversions: list[int] = []
+    real_to_cel = engine_module.to_cel
+
+    def counting(value: object) -> object:
+        conversions.append(1)
+        return real_to_cel(value)
+
+    monkeypatch.setattr(engine_module, "to_cel", counting)  # type: ignore[attr-defined]
+    extra = """  conditions:
+    - name: has-team
+      expression: has(object.metadata.labels.team)
+"""
+    layers = (as_cosign_layer(sign_image(KEY, DIGEST)),)
+    evaluator = Evaluator(
+        Settings(),
+        load_policy_documents(policy("p", extra=extra), "test.yaml"),
+        OfflineEvidence({DIGEST: EvidenceSet(digest=DIGEST, signatures=layers)}),
+        TrustRoots(),
+        clock=lambda: NOW,
+    )
+    big = {"metadata": {"labels": {"team": "x"}, "annotations": {"a": "x" * 2_000_000}}}
+    request = AdmissionRequest(
+        uid="u",
+        kind="Pod",
+        namespace="prod",
+        name="p",
+        operation="CREATE",
+        user="bob",
+        groups=(),
+        object=big,
+        images=tuple(ImageUse(IMAGE, f"c{i}", f"/spec/containers/{i}/image") for i in range(300)),
+    )
+    decision = asyncio.run(evaluator.evaluate(request, mutate=False))
+    assert decision.allowed
+    assert len(decision.images) == 300
+    assert len({id(v) for v in decision.images}) == 1
+    assert len(conversions) == 1

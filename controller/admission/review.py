@@ -163,14 +163,26 @@ def _being_deleted(obj: Mapping[str, Any]) -> bool:
 
 
 def images_in(
-    obj: Mapping[str, Any], group: str, kind: str, *, sub_resource: str = ""
+    obj: Mapping[str, Any],
+    group: str,
+    kind: str,
+    *,
+    sub_resource: str = "",
+    operation: str = "CREATE",
 ) -> tuple[ImageUse, ...]:
     """Every image in ``obj`` of (API ``group``, ``kind``), with the JSON pointer of its field.
 
-    Unknown kinds, objects being deleted and subresources other than a Pod's
-    ``ephemeralcontainers`` yield ``()``. Raises AdmissionReviewError on a malformed pod spec.
+    Unknown kinds, objects being deleted (on UPDATE only: a CREATE cannot be a deletion, and
+    /mutate sees the object before the API server clears the field) and subresources other
+    than a Pod's ``ephemeralcontainers`` yield ``()``. Raises AdmissionReviewError on a
+    malformed pod spec or an object whose kind disagrees with the request's.
     """
-    if _being_deleted(obj):
+    declared = obj.get("kind")
+    if isinstance(declared, str) and declared and declared != kind:
+        raise AdmissionReviewError(
+            f"request.kind is {kind!r} but request.object.kind is {declared!r}"
+        )
+    if operation == "UPDATE" and _being_deleted(obj):
         return ()
     ephemeral_only = False
     if (group, kind) == ("", "EphemeralContainers"):
@@ -238,6 +250,8 @@ def parse_admission_review(body: bytes) -> AdmissionRequest:
         ) from None
     except RecursionError:
         raise AdmissionReviewError("body is not usable JSON: nested too deeply") from None
+    except ValueError as exc:  # e.g. an integer beyond Python's digit limit
+        raise AdmissionReviewError(f"body is not usable JSON: {exc}") from None
     if not isinstance(review, dict):
         raise AdmissionReviewError(
             f"AdmissionReview must be a JSON object, got {type(review).__name__}"
@@ -294,7 +308,7 @@ def parse_admission_review(body: bytes) -> AdmissionRequest:
             raise AdmissionReviewError(
                 f"request.object must be an object, got {type(obj).__name__}"
             )
-        images = images_in(obj, group, kind, sub_resource=sub_resource)
+        images = images_in(obj, group, kind, sub_resource=sub_resource, operation=operation)
 
     meta = _metadata(obj)
     namespace = _optional_str(req, "namespace", "request") or _meta_str(meta, "namespace")

@@ -6,6 +6,7 @@ Rules (distribution/reference grammar, docker normalisation):
 - ``index.docker.io`` and ``registry-1.docker.io`` are spellings of ``docker.io``.
 - Single-component Docker Hub names live under ``library/``.
 - No tag and no digest means ``:latest``; a digest, when present, is what gets pulled.
+- Registry hosts are lower-cased and a ``:443`` port dropped: they name the same endpoint.
 """
 
 from __future__ import annotations
@@ -118,7 +119,10 @@ def parse_image_ref(text: str) -> ImageRef:
     else:
         registry = DOCKER_HUB
         path = parts
-    if registry.lower() in _HUB_ALIASES:
+    # Host names are case-insensitive and :443 is the HTTPS default: normalise both, or a
+    # policy on ghcr.io/acme/** would not see GHCR.IO/acme/app or ghcr.io:443/acme/app.
+    registry = registry.lower().removesuffix(":443")
+    if registry in _HUB_ALIASES:
         registry = DOCKER_HUB
         if len(path) == 1:
             path = ["library", *path]

@@ -391,6 +391,8 @@ def to_cel(value: Any, _depth: int = 0) -> Any:
     Mappings become maps with string keys, sequences lists, aware datetimes timestamps and
     timedeltas durations. Raises TypeError for anything else (bytes, objects, NaN).
     """
+    if isinstance(value, (ct.MapType, ct.ListType)):
+        return value  # already converted (the admitted object is converted once per request)
     if _depth > _MAX_DEPTH:
         raise TypeError(f"value nested deeper than {_MAX_DEPTH} levels")
     if value is None:

@@ -18,7 +18,7 @@ from typing import Any
 
 from controller.oci.reference import ImageRef
 from controller.policy.activation import build_activation, statement_value
-from controller.policy.cel import CelActivation, ConditionError, evaluate
+from controller.policy.cel import CelActivation, ConditionError, evaluate, to_cel
 from controller.policy.checks import AttestationCheck, SignatureCheck
 from controller.policy.model import (
     AttestationRequirement,
@@ -135,6 +135,7 @@ class PolicyEngine:
         self.policy_set = policy_set
         self.no_match = no_match
         self._clock = clock
+        self._last_object: tuple[Mapping[str, Any], Any] | None = None
 
     def policies_for(self, image: ImageRef, namespace: str) -> list[ImagePolicy]:
         """The policies whose match selects this image in this namespace."""
@@ -183,25 +184,39 @@ class PolicyEngine:
             )
             checks.extend(reproducibility.checks)
 
-        activation = build_activation(
-            image=ctx.image,
-            written=ctx.written,
-            outcome=outcome,
-            provenance=provenance,
-            reproducibility=reproducibility,
-            vsas=vsas,
-            obj=ctx.object,
-            namespace=ctx.namespace,
-            user=ctx.user,
-            groups=ctx.groups,
-            operation=ctx.operation,
-            now=self._clock(),
-        )
-        for req in policy.attestations:
-            checks.append(_attestation(req, outcome, activation))
-        for cond in policy.conditions:
-            checks.append(_condition(f"condition:{cond.name}", cond, activation))
-
+        if policy.conditions or any(r.conditions for r in policy.attestations):
+            try:
+                obj = self._cel_object(ctx.object)
+            except TypeError as exc:
+                for name in [c.name for c in policy.conditions] + [
+                    r.name for r in policy.attestations if r.conditions
+                ]:
+                    checks.append(
+                        CheckResult(
+                            name, False, f"the admitted object cannot be given to CEL: {exc}"
+                        )
+                    )
+            else:
+                activation = build_activation(
+                    image=ctx.image,
+                    written=ctx.written,
+                    outcome=outcome,
+                    provenance=provenance,
+                    reproducibility=reproducibility,
+                    vsas=vsas,
+                    obj=obj,
+                    namespace=ctx.namespace,
+                    user=ctx.user,
+                    groups=ctx.groups,
+                    operation=ctx.operation,
+                    now=self._clock(),
+                )
+                for req in policy.attestations:
+                    checks.append(_attestation(req, outcome, activation))
+                for cond in policy.conditions:
+                    checks.append(_condition(f"condition:{cond.name}", cond, activation))
+        else:
+            checks.extend(AttestationCheck(req).run(outcome) for req in policy.attestations)
         passed = all(c.passed for c in checks)
         exception: str | None = None
         if not passed:
@@ -216,6 +231,15 @@ class PolicyEngine:
             exception=exception,
         )
         return PolicyAssessment(result, provenance, reproducibility, vsas)
+
+    def _cel_object(self, obj: Mapping[str, Any]) -> Any:
+        """``obj`` converted for CEL, once per request: every image of a review shares it."""
+        last = self._last_object
+        if last is not None and last[0] is obj:
+            return last[1]
+        converted = to_cel(obj)
+        self._last_object = (obj, converted)
+        return converted
 
     def _exception_for(
         self, ctx: ImageContext, exceptions: Sequence[PolicyException]
