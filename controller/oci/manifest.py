@@ -106,8 +106,13 @@ class Manifest:
 def parse_manifest(raw: bytes, digest: str, content_type: str | None) -> Manifest:
     """Parse manifest bytes whose digest the caller has already checked."""
     try:
-        obj = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
+        # decode explicitly: json.loads(bytes) guesses UTF-16/32 and reports garbage confusingly
+        obj = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise RegistryError("invalid", f"manifest {digest} is not UTF-8 JSON") from None
+    except RecursionError:
+        raise RegistryError("invalid", f"manifest {digest} is nested too deeply") from None
+    except ValueError as exc:
         raise RegistryError("invalid", f"manifest {digest} is not JSON: {exc}") from None
     if not isinstance(obj, dict):
         raise RegistryError("invalid", f"manifest {digest} is not a JSON object")
