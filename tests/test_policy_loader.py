@@ -292,7 +292,7 @@ def test_builder_signers_are_resolved() -> None:
     assert p.provenance is not None
     first, second = p.provenance.trusted_builders
     assert isinstance(first.signer, KeylessAuthority)
-    assert first.signer.name == "builder:https://gen/*"
+    assert first.signer.name == "builder[0]:https://gen/*"
     assert first.signer.subject is None and first.signer.subject_regexp is None
     assert second.signer is p.authorities[0]
 

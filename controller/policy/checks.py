@@ -7,12 +7,17 @@ which appear in reasons only, never as evidence.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from controller.policy.model import AttestationRequirement, SignatureRequirement
 from controller.policy.verdict import CheckResult
-from controller.verify.facts import VerificationFailure, VerificationOutcome, VerifiedStatement
+from controller.verify.facts import (
+    VerificationFailure,
+    VerificationOutcome,
+    VerifiedSignature,
+    VerifiedStatement,
+)
 
 __all__ = ["AttestationCheck", "SignatureCheck", "summarise_failures"]
 
@@ -42,14 +47,27 @@ def _names(names: Sequence[str]) -> str:
 
 @dataclass(frozen=True)
 class SignatureCheck:
-    """``threshold`` distinct authorities among the required ones signed the image digest."""
+    """``threshold`` distinct authorities among the required ones signed the image digest,
+    each backed by a distinct signer.
+
+    A signer (a key, or a certificate identity: issuer and subject) counts for one authority
+    at most: one signature matching two overlapping keyless authorities, or one key listed
+    under two names, is one signer, not two. The count is a maximum matching between the
+    required authorities and the signers that verified for them.
+    """
 
     requirement: SignatureRequirement
 
     def run(self, outcome: VerificationOutcome) -> CheckResult:
-        """Count distinct authorities with a verified signature on the image."""
+        """Count distinct authorities, each matched to its own signer."""
         req = self.requirement
-        signed = sorted({s.signer.authority for s in outcome.signatures} & set(req.authorities))
+        required = set(req.authorities)
+        signers_of: dict[str, set[_SignerKey]] = {}
+        for sig in outcome.signatures:
+            if sig.signer.authority in required:
+                signers_of.setdefault(sig.signer.authority, set()).add(_signer_key(sig))
+        matched = _max_matching(signers_of)
+        signed = sorted(matched)
         if len(signed) >= req.threshold:
             if req.threshold == 0:
                 return CheckResult("signatures", True, "no signature required")
@@ -58,7 +76,7 @@ class SignatureCheck:
                 True,
                 f"signed by {len(signed)} of the required {req.threshold} ({_names(signed)})",
             )
-        missing = [a for a in req.authorities if a not in signed]
+        missing = [a for a in req.authorities if a not in matched]
         why = summarise_failures(
             [f for f in outcome.failures if f.kind in ("signature", "bundle")], missing
         )
@@ -67,14 +85,76 @@ class SignatureCheck:
             f"{found}; policy requires {req.threshold} of [{_names(req.authorities)}]"
             f", missing {_names(missing)}"
         )
+        shared = _shared_signers(signers_of)
+        if shared:
+            reason += (
+                f". One signature matched several authorities ({shared}); each signer counts "
+                "for one authority only"
+            )
         if why:
             reason += f". Evidence that did not verify: {why}"
-        elif not signed:
+        elif not signers_of:
             reason += (
                 ". No signatures were found: looked for cosign .sig tag, OCI referrers and the "
                 "referrers tag. Sign the image digest with one of those authorities"
             )
         return CheckResult("signatures", False, reason)
+
+
+# A signer: ("key", key id) or ("keyless", issuer, subject); the evidence source when the
+# verifier named neither (never the case for facts it produces, but never merge them then).
+_SignerKey = tuple[str, ...]
+
+
+def _signer_key(sig: VerifiedSignature) -> _SignerKey:
+    signer = sig.signer
+    if signer.kind == "key" and signer.key_id:
+        return ("key", signer.key_id)
+    if signer.kind == "keyless" and signer.issuer is not None and signer.subject is not None:
+        return ("keyless", signer.issuer, signer.subject)
+    return ("source", sig.source)
+
+
+def _max_matching(signers_of: Mapping[str, set[_SignerKey]]) -> dict[str, _SignerKey]:
+    """Authority -> its own signer, for as many authorities as possible (augmenting paths;
+    the graphs are a handful of nodes)."""
+    owner: dict[_SignerKey, str] = {}
+
+    def assign(authority: str, seen: set[_SignerKey]) -> bool:
+        for key in sorted(signers_of[authority]):
+            if key in seen:
+                continue
+            seen.add(key)
+            if key not in owner or assign(owner[key], seen):
+                owner[key] = authority
+                return True
+        return False
+
+    for authority in sorted(signers_of):
+        assign(authority, set())
+    return {authority: key for key, authority in owner.items()}
+
+
+def _shared_signers(signers_of: Mapping[str, set[_SignerKey]]) -> str:
+    """``signer: a, b`` for every signer that verified for more than one authority."""
+    by_signer: dict[_SignerKey, list[str]] = {}
+    for authority, keys in signers_of.items():
+        for key in keys:
+            by_signer.setdefault(key, []).append(authority)
+    parts = [
+        f"{_describe_signer(key)} for {', '.join(sorted(names))}"
+        for key, names in sorted(by_signer.items())
+        if len(names) > 1
+    ]
+    return "; ".join(parts)
+
+
+def _describe_signer(key: _SignerKey) -> str:
+    if key[0] == "key":
+        return f"key {key[1][:16]}"
+    if key[0] == "keyless":
+        return f"{key[2]} (issuer {key[1]})"
+    return key[1]
 
 
 @dataclass(frozen=True)

@@ -468,8 +468,16 @@ def _provenance(
                 )
             signer = next((a for a in authorities if a.name == ref), None)
         else:
+            # Unique per entry: two entries for one builder id (key rotation, a stronger
+            # key for a higher level) must stay two signers, or one would take the other's
+            # level. Authority names cannot contain "[" or ":", so none collides with these.
             signer = _authority_body(
-                doc, pending, signer_raw, spath, f"builder:{builder_id}", subject_required=False
+                doc,
+                pending,
+                signer_raw,
+                spath,
+                f"builder[{i}]:{builder_id}",
+                subject_required=False,
             )
         if builder_id is not None and glob_ok and level is not None and signer is not None:
             builders.append(TrustedBuilder(builder_id, level, signer))

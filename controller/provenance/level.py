@@ -9,7 +9,9 @@ https://slsa.dev/spec/v1.0/levels. Rules:
   are considered; a malformed one is a failing ``provenance.wellFormed`` check, never skipped.
 - A statement counts for trusted builder B only when B's ``id`` glob (``*`` inside one path
   segment, ``**`` across) matches the provenance's builder id, AND the statement was verified
-  for B's signer (``signer.authority == B.signer.name``), AND, when B's signer is keyless with
+  for B's signer (``signer.authority == B.signer.name``; an inline signer is named
+  ``builder[<index>]:<id>`` after its own entry, so two entries for one builder id, with
+  different keys or trust roots, never vouch for each other), AND, when B's signer is keyless with
   neither subject nor subjectRegExp, the certificate subject equals the builder id (for
   GitHub reusable workflows the SAN is the builder id including ``@refs/tags/vX``). This is the
   binding slsa-verifier makes: the builder id is only believed when the builder signed it.

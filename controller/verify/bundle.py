@@ -18,7 +18,10 @@ Rules enforced on both paths:
   the certificate must chain to a Fulcio CA, be valid at every verified time and carry a valid
   SCT; its identity must satisfy the authority.
 - The log entry must be proven (SET and/or inclusion proof with checkpoint) and must record
-  exactly this signature, signer and digest or payload.
+  exactly this signature, signer and digest or payload; a certificate signer must be
+  recorded as that certificate, not as its bare public key.
+- Log and TSA times may not be later than ``now`` (the caller's clock) plus
+  ``clock.CLOCK_SKEW``, the same tolerance as the cosign path.
 - For DSSE bundles, a given artifact digest must be a subject digest of the in-toto statement.
 """
 
@@ -26,8 +29,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
-import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -57,12 +61,21 @@ from sigstore_models.common.v1 import HashAlgorithm
 
 from controller.verify import fulcio, tlog
 from controller.verify.authority import Authority, KeylessAuthority
+from controller.verify.clock import latest_acceptable, refuse_future
 from controller.verify.errors import EvidenceFormatError, VerificationError
 from controller.verify.facts import SignerIdentity
+from controller.verify.jsontext import load_json
 from controller.verify.timestamp import parse_timestamp_response, verify_timestamp_response
 from controller.verify.trustroot import TrustMaterial
 
-__all__ = ["BUNDLE_MEDIA_TYPES", "MAX_BUNDLE_BYTES", "BundleResult", "verify_bundle"]
+__all__ = [
+    "BUNDLE_MEDIA_TYPES",
+    "MAX_BUNDLE_BYTES",
+    "BundleResult",
+    "ParsedBundle",
+    "parse_bundle",
+    "verify_bundle",
+]
 
 MAX_BUNDLE_BYTES = 32 * 1024 * 1024
 MAX_TIMESTAMPS = 32
@@ -147,16 +160,23 @@ def _obj(value: object, what: str) -> Mapping[str, Any]:
     return value
 
 
+_INT64_MAX = 2**63 - 1
+_DECIMAL = re.compile(r"-?[0-9]{1,20}")  # ASCII digits only: str.isdigit() accepts "²"
+
+
 def _uint(value: object, what: str) -> int:
-    # protobuf JSON encodes int64 as strings; accept both, refuse negatives and non-numbers.
+    # protobuf JSON encodes int64 as strings; accept both, refuse negatives, non-numbers and
+    # anything outside int64.
     if isinstance(value, bool):
         raise EvidenceFormatError(f"bundle {what} is not an integer")
-    if isinstance(value, str) and value.lstrip("-").isdigit():
+    if isinstance(value, str) and _DECIMAL.fullmatch(value):
         value = int(value)
     if not isinstance(value, int):
         raise EvidenceFormatError(f"bundle {what} is not an integer")
     if value < 0:
         raise VerificationError(f"bundle {what} {value} is negative")
+    if value > _INT64_MAX:
+        raise EvidenceFormatError(f"bundle {what} {value} is out of the int64 range")
     return value
 
 
@@ -169,19 +189,44 @@ def _cert(raw: bytes, what: str) -> x509.Certificate:
 
 def _is_ca(cert: x509.Certificate) -> bool:
     try:
-        return bool(cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca)
+        extensions = fulcio.certificate_extensions(cert, "bundle certificate")
+        return bool(extensions.get_extension_for_class(x509.BasicConstraints).value.ca)
     except x509.ExtensionNotFound:
         return False
+
+
+@dataclass(frozen=True)
+class ParsedBundle:
+    """A Sigstore bundle read once, still UNVERIFIED: give it to :func:`verify_bundle` for
+    every authority instead of having each verification parse the same bytes again."""
+
+    raw: bytes
+    inner: _Parsed
+
+    @property
+    def dsse_payload(self) -> bytes | None:
+        """The UNVERIFIED DSSE payload, if the bundle carries an envelope."""
+        return self.inner.envelope.payload if self.inner.envelope is not None else None
+
+    @functools.cached_property
+    def sigstore_bundle(self) -> Bundle:
+        """sigstore-python's model of the same bytes (parsed on first use, then kept)."""
+        return Bundle.from_json(self.raw)
+
+
+def parse_bundle(raw: bytes) -> ParsedBundle:
+    """Read an UNVERIFIED bundle: media type, material, entry, timestamps and content.
+
+    Raises ``EvidenceFormatError`` (or ``VerificationError`` for a well-formed bundle of a
+    shape we refuse) with the reason; nothing is verified here.
+    """
+    return ParsedBundle(raw, _parse(raw))
 
 
 def _parse(raw: bytes) -> _Parsed:
     if len(raw) > MAX_BUNDLE_BYTES:
         raise EvidenceFormatError(f"bundle is {len(raw)} bytes, over the {MAX_BUNDLE_BYTES} limit")
-    try:
-        doc = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise EvidenceFormatError(f"bundle is not valid JSON: {exc}") from exc
-    doc = _obj(doc, "document")
+    doc = _obj(load_json(raw, "bundle"), "document")
     media_type = doc.get("mediaType")
     if media_type not in BUNDLE_MEDIA_TYPES:
         raise EvidenceFormatError(f"unsupported bundle media type {media_type!r}")
@@ -293,14 +338,21 @@ def _parse_entry(raw: Mapping[str, Any]) -> _Entry:
         log_id=_b64(_obj(raw.get("logId"), "logId").get("keyId"), "tlog logId"),
         kind=kind,
         version=version,
-        integrated_time=_uint(integrated, "tlog integratedTime")
-        if integrated not in (None, "0", 0)
-        else None,
+        integrated_time=_integrated_time(integrated),
         set_signature=set_sig,
         canonicalized_body=_b64(raw.get("canonicalizedBody"), "canonicalizedBody"),
         has_checkpoint_proof=has_checkpoint,
         has_proof=proof is not None,
     )
+
+
+def _integrated_time(raw: object) -> int | None:
+    if raw in (None, "0", 0):
+        return None
+    value = _uint(raw, "tlog integratedTime")
+    if value > tlog.MAX_INTEGRATED_TIME:
+        raise EvidenceFormatError(f"bundle tlog integratedTime {value} is after the year 9999")
+    return value
 
 
 # --- shared checks -------------------------------------------------------------------------
@@ -312,10 +364,7 @@ def _statement_names_digest(payload_type: str, payload: bytes, digest: bytes) ->
             f"DSSE payload type {payload_type!r} is not an in-toto statement, so it cannot "
             "name the artifact"
         )
-    try:
-        statement = json.loads(payload)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise EvidenceFormatError("DSSE payload is not JSON") from exc
+    statement = load_json(payload, "DSSE payload")
     subjects = statement.get("subject") if isinstance(statement, dict) else None
     if not isinstance(subjects, list):
         raise EvidenceFormatError("in-toto statement has no subject list")
@@ -351,11 +400,13 @@ class _IdentityPolicy:
 
 
 class _Verifier(Verifier):
-    """sigstore-python's verifier with our RFC 3161 check (closed trust-root window)."""
+    """sigstore-python's verifier with our RFC 3161 check (closed trust-root window, and no
+    time in the future of ``now``)."""
 
-    def __init__(self, trust: TrustMaterial) -> None:
+    def __init__(self, trust: TrustMaterial, now: datetime) -> None:
         super().__init__(trusted_root=trust.sigstore_trusted_root)
         self._trust = trust
+        self._now = now
 
     def _verify_signed_timestamp(
         self, timestamp_response: rfc3161_client.TimeStampResponse, message: bytes
@@ -364,21 +415,33 @@ class _Verifier(Verifier):
             when = verify_timestamp_response(timestamp_response, message, self._trust)
         except VerificationError:
             return None
+        # A verified TSA time in the future refuses the bundle (as on the cosign path): our
+        # own VerificationError, which sigstore-python lets through.
+        refuse_future(when, self._now, "RFC 3161 timestamp time")
         return TimestampVerificationResult(source=TimestampSource.TIMESTAMP_AUTHORITY, time=when)
 
 
 def _verify_with_sigstore(
-    raw: bytes,
+    holder: ParsedBundle,
     parsed: _Parsed,
     trust: TrustMaterial,
     authority: KeylessAuthority,
     digest: bytes | None,
     artifact: bytes | None,
+    now: datetime,
 ) -> BundleResult:
+    entry = parsed.entry
+    if entry is not None and entry.integrated_time is not None:
+        # sigstore-python trusts an integrated time backed by a SET however far ahead it is.
+        refuse_future(
+            datetime.fromtimestamp(entry.integrated_time, UTC),
+            now,
+            "transparency log integrated time",
+        )
     policy = _IdentityPolicy(authority)
     try:
-        bundle = Bundle.from_json(raw)
-        verifier = _Verifier(trust)
+        bundle = holder.sigstore_bundle
+        verifier = _Verifier(trust, now)
         if parsed.envelope is not None:
             payload_type, payload = verifier.verify_dsse(bundle, policy)
         else:
@@ -430,7 +493,9 @@ def _verified_time(parsed: _Parsed, trust: TrustMaterial) -> datetime | None:
 # --- engine 2: our own (SET-only v0.1, intoto entries, managed keys) -----------------------
 
 
-def _prove_entry(raw: bytes, parsed: _Parsed, trust: TrustMaterial) -> tlog.RekorEntry:
+def _prove_entry(
+    raw: bytes, parsed: _Parsed, trust: TrustMaterial, now: datetime
+) -> tlog.RekorEntry:
     entry = parsed.entry
     assert entry is not None
     if parsed.media_type != _V01 and not entry.has_checkpoint_proof:
@@ -451,6 +516,7 @@ def _prove_entry(raw: bytes, parsed: _Parsed, trust: TrustMaterial) -> tlog.Reko
             log_id=entry.log_id,
             signed_entry_timestamp=entry.set_signature,
             trust=trust,
+            now=latest_acceptable(now),
         )
     if entry.has_checkpoint_proof:
         try:
@@ -473,14 +539,16 @@ def _prove_entry(raw: bytes, parsed: _Parsed, trust: TrustMaterial) -> tlog.Reko
 
 
 def _verified_times(
-    parsed: _Parsed, rekor_entry: tlog.RekorEntry | None, trust: TrustMaterial
+    parsed: _Parsed, rekor_entry: tlog.RekorEntry | None, trust: TrustMaterial, now: datetime
 ) -> list[datetime]:
     times = [rekor_entry.integrated_time] if rekor_entry is not None else []
     signature = parsed.envelope.signatures[0] if parsed.envelope else parsed.message_signature
     for token in parsed.timestamps:
-        times.append(
-            verify_timestamp_response(parse_timestamp_response(token), signature or b"", trust)
+        stamped = verify_timestamp_response(
+            parse_timestamp_response(token), signature or b"", trust
         )
+        refuse_future(stamped, now, "RFC 3161 timestamp time")
+        times.append(stamped)
     return times
 
 
@@ -542,11 +610,12 @@ def _verify_own(
     trust: TrustMaterial,
     authority: Authority,
     digest: bytes | None,
+    now: datetime,
 ) -> BundleResult:
     rekor_entry: tlog.RekorEntry | None = None
     if parsed.entry is not None:
-        rekor_entry = _prove_entry(raw, parsed, trust)
-    times = _verified_times(parsed, rekor_entry, trust)
+        rekor_entry = _prove_entry(raw, parsed, trust, now)
+    times = _verified_times(parsed, rekor_entry, trust, now)
 
     if isinstance(authority, KeylessAuthority):
         if parsed.leaf is None:
@@ -564,7 +633,7 @@ def _verify_own(
         for verified_time in times:
             fulcio.verify_certificate(parsed.leaf, list(parsed.intermediates), trust, verified_time)
         signer = fulcio.check_identity(parsed.leaf, authority)
-        public_key = parsed.leaf.public_key()
+        public_key = fulcio.certificate_key(parsed.leaf, "bundle certificate")
         signer_pem = parsed.leaf.public_bytes(Encoding.PEM)
     else:
         if parsed.leaf is not None:
@@ -597,6 +666,7 @@ def _verify_own(
                 payload_type=env.payload_type,
                 signatures=list(env.signatures),
                 signer_pem=signer_pem,
+                require_certificate=parsed.leaf is not None,
             )
         if digest is not None:
             _statement_names_digest(env.payload_type, env.payload, digest)
@@ -614,6 +684,7 @@ def _verify_own(
             signature=parsed.message_signature,
             signer_pem=signer_pem,
             sha256_digest=digest,
+            require_certificate=parsed.leaf is not None,
         )
     return BundleResult(signer, when, None, None, digest)
 
@@ -642,17 +713,26 @@ def verify_bundle(
     authority: Authority,
     artifact_sha256: bytes | None,
     artifact: bytes | None = None,
+    now: datetime | None = None,
+    parsed: ParsedBundle | None = None,
 ) -> BundleResult:
     """Verify an UNVERIFIED Sigstore bundle for ``authority`` under ``trust``.
 
     For message signatures the artifact (or its sha256) is required; for DSSE bundles a given
-    digest must be an in-toto subject digest of the payload. Raises ``VerificationError``
-    (``EvidenceFormatError`` for malformed input) with the reason.
+    digest must be an in-toto subject digest of the payload. Log and TSA times after
+    ``now`` (default: the wall clock) plus ``clock.CLOCK_SKEW`` are refused. ``parsed``
+    (from :func:`parse_bundle` of these same bytes) saves parsing again per authority.
+    Raises ``VerificationError`` (``EvidenceFormatError`` for malformed input) with the reason.
     """
     if artifact_sha256 is not None and len(artifact_sha256) != 32:
         raise EvidenceFormatError("artifact sha256 digest must be 32 bytes")
-    parsed = _parse(raw)
+    current = now if now is not None else datetime.now(UTC)
+    if parsed is None:
+        parsed = parse_bundle(raw)
+    elif parsed.raw is not raw and parsed.raw != raw:
+        raise ValueError("parsed bundle was parsed from other bytes")
+    inner = parsed.inner
     digest = _artifact_digest(artifact, artifact_sha256)
-    if isinstance(authority, KeylessAuthority) and _use_sigstore_python(parsed):
-        return _verify_with_sigstore(raw, parsed, trust, authority, digest, artifact)
-    return _verify_own(raw, parsed, trust, authority, digest)
+    if isinstance(authority, KeylessAuthority) and _use_sigstore_python(inner):
+        return _verify_with_sigstore(parsed, inner, trust, authority, digest, artifact, current)
+    return _verify_own(raw, inner, trust, authority, digest, current)

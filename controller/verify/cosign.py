@@ -14,7 +14,8 @@ Fulcio certificate and chain, and an RFC 3161 timestamp. Rules enforced:
   an RFC 3161 timestamp verifies and the authority does not demand the log) and/or the RFC 3161
   timestamp. The certificate must chain to the trust root's Fulcio CA, be valid, and carry
   valid SCTs at every verified time; its identity must satisfy the authority; the signature
-  verifies with its key; the log entry records this signature, certificate and payload.
+  verifies with its key; the log entry records this signature, payload and the certificate
+  itself (a bare public key in the entry is refused: the identity must be in the log).
 - Binding to the image: a simple-signing payload's ``docker-manifest-digest`` and some in-toto
   subject's sha256 must equal the image digest.
 - Every failure is a :class:`VerificationError` naming what failed; nothing is returned unless
@@ -26,16 +27,18 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from cryptography import x509
 
 from controller.evidence.model import CosignLayer
 from controller.verify.authority import Authority, KeyAuthority, KeylessAuthority
+from controller.verify.clock import latest_acceptable, refuse_future
 from controller.verify.dsse import Envelope, decode_base64, parse_envelope, verify_envelope
 from controller.verify.errors import EvidenceFormatError, VerificationError
 from controller.verify.facts import SignerIdentity, VerifiedSignature, VerifiedStatement
 from controller.verify.fulcio import (
+    certificate_key,
     check_identity,
     parse_certificate,
     parse_chain,
@@ -43,7 +46,6 @@ from controller.verify.fulcio import (
 )
 from controller.verify.keys import (
     PublicKey,
-    ensure_supported,
     key_id,
     load_public_key,
     public_key_pem,
@@ -62,13 +64,11 @@ from controller.verify.trustroot import TrustMaterial, TrustRoots
 
 __all__ = ["verify_cosign_attestation", "verify_cosign_signature"]
 
-# A log's clock and ours may disagree slightly; an integrated time further ahead is refused.
-CLOCK_SKEW = timedelta(minutes=5)
-
 # The two format-specific steps (simple signing vs DSSE): check the signature with a key, and
-# check that a log entry records this very signature, signer and payload.
+# check that a log entry records this very signature, signer and payload (the flag: the signer
+# is a certificate, which the entry must record as such).
 _VerifyWith = Callable[[PublicKey], None]
-_CheckEntry = Callable[[RekorEntry, bytes], None]
+_CheckEntry = Callable[[RekorEntry, bytes, bool], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,9 +103,13 @@ def verify_cosign_signature(
     def verify_with(key: PublicKey) -> None:
         verify_signature(key, signature, layer.payload)
 
-    def check_entry(entry: RekorEntry, signer_pem: bytes) -> None:
+    def check_entry(entry: RekorEntry, signer_pem: bytes, is_certificate: bool) -> None:
         check_hashedrekord(
-            entry, signature=signature, signer_pem=signer_pem, sha256_digest=payload_sha256
+            entry,
+            signature=signature,
+            signer_pem=signer_pem,
+            sha256_digest=payload_sha256,
+            require_certificate=is_certificate,
         )
 
     signed = _verify(
@@ -134,21 +138,26 @@ def verify_cosign_attestation(
     authority: Authority,
     trust_roots: TrustRoots,
     now: datetime,
+    *,
+    envelope: Envelope | None = None,
 ) -> VerifiedStatement:
     """Verify one ``.att`` layer (a DSSE envelope) against ``authority``; its in-toto Statement
     must have a subject whose sha256 is ``image_digest``.
 
-    Raises :class:`VerificationError` (or :class:`EvidenceFormatError`) saying what failed.
+    ``envelope`` is ``parse_envelope(layer.payload)`` when the caller already has it (one parse
+    per layer, not one per authority). Raises :class:`VerificationError` (or
+    :class:`EvidenceFormatError`) saying what failed.
     """
     if layer.kind != "attestation":
         raise EvidenceFormatError(f"{layer.source} is a cosign {layer.kind}, not an attestation")
-    envelope = parse_envelope(layer.payload)
+    if envelope is None:
+        envelope = parse_envelope(layer.payload)
 
     def verify_with(key: PublicKey) -> None:
         verify_envelope(envelope, key)
 
-    def check_entry(entry: RekorEntry, signer_pem: bytes) -> None:
-        _check_envelope_entry(entry, envelope, layer.payload, signer_pem)
+    def check_entry(entry: RekorEntry, signer_pem: bytes, is_certificate: bool) -> None:
+        _check_envelope_entry(entry, envelope, layer.payload, signer_pem, is_certificate)
 
     # cosign timestamps the uploaded envelope for attestations: there is no detached signature.
     signed = _verify(
@@ -171,7 +180,11 @@ def verify_cosign_attestation(
 
 
 def _check_envelope_entry(
-    entry: RekorEntry, envelope: Envelope, envelope_json: bytes, signer_pem: bytes
+    entry: RekorEntry,
+    envelope: Envelope,
+    envelope_json: bytes,
+    signer_pem: bytes,
+    is_certificate: bool,
 ) -> None:
     check_intoto_or_dsse(
         entry,
@@ -180,6 +193,7 @@ def _check_envelope_entry(
         signatures=[s.sig for s in envelope.signatures],
         signer_pem=signer_pem,
         envelope_json=envelope_json,
+        require_certificate=is_certificate,
     )
 
 
@@ -235,7 +249,7 @@ def _verify_key(
     entry = _verified_entry(layer.rekor_bundle, trust, now)
     try:
         # The canonical PEM: the log compares parsed keys, and must parse what we accepted.
-        check_entry(entry, public_key_pem(key))
+        check_entry(entry, public_key_pem(key), False)
     except VerificationError as exc:
         raise _entry_mismatch(exc, entry) from exc
     return _SignedBy(signer, entry.integrated_time)
@@ -256,7 +270,7 @@ def _verify_keyless(
             "(dev.sigstore.cosign/certificate): it was signed with a key"
         )
     cert = parse_certificate(layer.certificate_pem)
-    cert_key = ensure_supported(cert.public_key())
+    cert_key = certificate_key(cert, "the layer's certificate")
     # Cheap, local and the most telling failure first: was it signed with this certificate?
     try:
         verify_with(cert_key)
@@ -272,10 +286,7 @@ def _verify_keyless(
     if layer.rfc3161_timestamp is not None:
         token = parse_cosign_timestamp_annotation(layer.rfc3161_timestamp)
         stamped = verify_rfc3161(token, timestamped, trust)
-        if stamped > now + CLOCK_SKEW:
-            raise VerificationError(
-                f"RFC 3161 timestamp time {stamped.isoformat()} is in the future"
-            )
+        refuse_future(stamped, now, "RFC 3161 timestamp time")
         times.append(("RFC 3161 timestamp", stamped))
     if entry is None and (mode == "required" or not times):
         what = "a Rekor SET" if mode == "required" else "a Rekor SET or an RFC 3161 timestamp"
@@ -290,7 +301,7 @@ def _verify_keyless(
     signer = check_identity(cert, authority)
     if entry is not None:
         try:
-            check_entry(entry, layer.certificate_pem)
+            check_entry(entry, layer.certificate_pem, True)
         except VerificationError as exc:
             raise _entry_mismatch(exc, entry) from exc
     # The earliest verified time is when the signature provably existed.
@@ -316,7 +327,7 @@ def _check_certificate_at(
 
 def _verified_entry(annotation: bytes, trust: TrustMaterial, now: datetime) -> RekorEntry:
     try:
-        entry = verify_cosign_set(annotation, trust, now=now + CLOCK_SKEW)
+        entry = verify_cosign_set(annotation, trust, now=latest_acceptable(now))
     except VerificationError as exc:
         if isinstance(exc, EvidenceFormatError):
             raise

@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 from dataclasses import dataclass
 from typing import Any
 
 from controller.verify.errors import EvidenceFormatError, VerificationError
+from controller.verify.jsontext import load_json
 from controller.verify.keys import PublicKey, describe_key, verify_signature
 
 __all__ = [
@@ -84,10 +84,7 @@ def parse_envelope(raw: bytes) -> Envelope:
         raise EvidenceFormatError(
             f"DSSE envelope is {len(raw)} bytes, over the {MAX_ENVELOPE_BYTES} byte limit"
         )
-    try:
-        doc: Any = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise EvidenceFormatError(f"DSSE envelope is not valid JSON: {exc}") from exc
+    doc: Any = load_json(raw, "DSSE envelope")
     if not isinstance(doc, dict):
         raise EvidenceFormatError("DSSE envelope is not a JSON object")
     payload_type = doc.get("payloadType")

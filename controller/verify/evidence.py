@@ -10,6 +10,11 @@ Rules:
 - A signature fact always names the image digest: cosign payloads must carry it, bundles must
   sign it (message digest) or carry an in-toto statement whose subject is it.
 - A Sigstore bundle whose statement is cosign's signing predicate counts as a signature.
+- One piece of evidence failing against one authority never fails the whole call: a
+  ``VerificationError`` is recorded as its reason, and any other exception (input no check
+  anticipated) as "could not verify: <Type>: <message>", logged with its traceback at debug
+  level. A valid signature beside a poisoned one still counts.
+- Each DSSE envelope and bundle is parsed once per call, not once per authority.
 - An in-toto statement stored with this image whose subjects name only OTHER digests (a
   rebuilder that got different bytes signs its own digest) is verified in full (signature,
   certificate, transparency log, timestamp) exactly as any other, against the digest its
@@ -21,17 +26,16 @@ Rules:
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
-from collections.abc import Sequence
+import logging
+from collections.abc import Callable, Sequence
 from datetime import datetime
+from functools import partial
 from types import MappingProxyType
-from typing import Literal
+from typing import Literal, TypeVar
 
 from controller.evidence.model import BundleEvidence, EvidenceSet
 from controller.verify.authority import Authority, KeyAuthority
-from controller.verify.bundle import verify_bundle
+from controller.verify.bundle import ParsedBundle, parse_bundle, verify_bundle
 from controller.verify.cosign import verify_cosign_attestation, verify_cosign_signature
 from controller.verify.dsse import parse_envelope
 from controller.verify.errors import VerificationError
@@ -41,6 +45,7 @@ from controller.verify.facts import (
     VerifiedSignature,
     VerifiedStatement,
 )
+from controller.verify.jsontext import load_json
 from controller.verify.link import VerifiedLink, verify_link
 from controller.verify.statement import (
     parse_sha256_digest,
@@ -50,6 +55,8 @@ from controller.verify.statement import (
 from controller.verify.trustroot import TrustRoots
 
 __all__ = ["COSIGN_SIGN_PREDICATE", "verify_evidence"]
+
+log = logging.getLogger(__name__)
 
 COSIGN_SIGN_PREDICATE = "https://sigstore.dev/cosign/sign/v1"
 _INTOTO_PAYLOAD_TYPE = "application/vnd.in-toto+json"
@@ -64,58 +71,91 @@ def verify_evidence(
 ) -> VerificationOutcome:
     """All facts ``evidence`` proves for ``authorities``, and why the rest did not count.
 
-    In-toto rebuild links are checked against ``rebuilders`` only.
+    In-toto rebuild links are checked against ``rebuilders`` only. Never raises for bad
+    evidence: whatever goes wrong with one piece against one authority is a failure of that
+    piece, so one poisoned layer cannot veto a validly signed image.
     """
     digest = evidence.digest
     signatures: list[VerifiedSignature] = []
     statements: list[VerifiedStatement] = []
+    foreign: list[VerifiedStatement] = []
     failures: list[VerificationFailure] = []
     for layer in evidence.signatures:
         for authority in authorities:
-            try:
-                signatures.append(
-                    verify_cosign_signature(layer, digest, authority, trust_roots, now)
-                )
-            except VerificationError as exc:
-                failures.append(
-                    VerificationFailure(layer.source, authority.name, str(exc), "signature")
-                )
-    foreign: list[VerifiedStatement] = []
-    for layer in evidence.attestations:
-        target = _verification_target(_cosign_statement_bytes(layer.payload), digest)
-        for authority in authorities:
-            try:
-                statement = verify_cosign_attestation(layer, target, authority, trust_roots, now)
-            except VerificationError as exc:
-                failures.append(
-                    VerificationFailure(layer.source, authority.name, str(exc), "attestation")
-                )
-                continue
-            _sort_statement(statement, digest, statements, foreign, failures, "attestation")
-    for bundle in evidence.bundles:
-        target = _verification_target(_bundle_statement_bytes(bundle.raw), digest)
-        for authority in authorities:
-            try:
-                fact = _verify_bundle(bundle, target, authority, trust_roots)
-            except VerificationError as exc:
-                failures.append(
-                    VerificationFailure(bundle.source, authority.name, str(exc), "bundle")
-                )
-                continue
-            if isinstance(fact, VerifiedStatement) and target != digest:
-                _sort_statement(fact, digest, statements, foreign, failures, "bundle")
-                continue
-            if isinstance(fact, VerifiedSignature):
+            fact = _attempt(
+                partial(verify_cosign_signature, layer, digest, authority, trust_roots, now),
+                layer.source,
+                authority.name,
+                "signature",
+                failures,
+            )
+            if fact is not None:
                 signatures.append(fact)
+    for layer in evidence.attestations:
+        # Parsed once for every authority: the envelope can be megabytes.
+        envelope = _attempt_all(
+            partial(parse_envelope, layer.payload),
+            layer.source,
+            authorities,
+            "attestation",
+            failures,
+        )
+        if envelope is None:
+            continue
+        target = _verification_target(envelope.payload, digest)
+        for authority in authorities:
+            statement = _attempt(
+                partial(
+                    verify_cosign_attestation,
+                    layer,
+                    target,
+                    authority,
+                    trust_roots,
+                    now,
+                    envelope=envelope,
+                ),
+                layer.source,
+                authority.name,
+                "attestation",
+                failures,
+            )
+            if statement is not None:
+                _sort_statement(statement, digest, statements, foreign, failures, "attestation")
+    for bundle in evidence.bundles:
+        parsed = _attempt_all(
+            partial(parse_bundle, bundle.raw),
+            bundle.source,
+            authorities,
+            "bundle",
+            failures,
+        )
+        if parsed is None:
+            continue
+        target = _verification_target(parsed.dsse_payload, digest)
+        for authority in authorities:
+            bundle_fact = _attempt(
+                partial(_verify_bundle, bundle, parsed, target, authority, trust_roots, now),
+                bundle.source,
+                authority.name,
+                "bundle",
+                failures,
+            )
+            if bundle_fact is None:
+                continue
+            if isinstance(bundle_fact, VerifiedStatement) and target != digest:
+                _sort_statement(bundle_fact, digest, statements, foreign, failures, "bundle")
+                continue
+            if isinstance(bundle_fact, VerifiedSignature):
+                signatures.append(bundle_fact)
             else:
-                statements.append(fact)
-                if fact.predicate_type == COSIGN_SIGN_PREDICATE:
+                statements.append(bundle_fact)
+                if bundle_fact.predicate_type == COSIGN_SIGN_PREDICATE:
                     signatures.append(
                         VerifiedSignature(
                             image_digest=digest,
-                            signer=fact.signer,
-                            integrated_time=fact.integrated_time,
-                            source=fact.source,
+                            signer=bundle_fact.signer,
+                            integrated_time=bundle_fact.integrated_time,
+                            source=bundle_fact.source,
                             annotations=MappingProxyType({}),
                         )
                     )
@@ -126,10 +166,15 @@ def verify_evidence(
                 VerificationFailure(link.source, "", "the policy lists no rebuilder keys", "link")
             )
             continue
-        try:
-            links.append(verify_link(link.raw, rebuilders))
-        except VerificationError as exc:
-            failures.append(VerificationFailure(link.source, "rebuilders", str(exc), "link"))
+        verified_link = _attempt(
+            partial(verify_link, link.raw, rebuilders),
+            link.source,
+            "rebuilders",
+            "link",
+            failures,
+        )
+        if verified_link is not None:
+            links.append(verified_link)
     return VerificationOutcome(
         signatures=tuple(signatures),
         statements=tuple(statements),
@@ -137,6 +182,56 @@ def verify_evidence(
         failures=tuple(failures),
         foreign_statements=tuple(foreign),
     )
+
+
+# --- containing failures -------------------------------------------------------------------
+
+_T = TypeVar("_T")
+_FailureKind = Literal["signature", "attestation", "bundle", "link"]
+_MAX_REASON_CHARS = 300  # an unexpected exception's text may quote attacker-chosen input
+
+
+def _attempt(
+    call: Callable[[], _T],
+    source: str,
+    authority: str,
+    kind: _FailureKind,
+    failures: list[VerificationFailure],
+) -> _T | None:
+    """``call()``, or None after recording why it failed for ``authority``.
+
+    A ``VerificationError`` is the normal refusal. Anything else is a defect or input no check
+    anticipated; it still only fails this piece of evidence (logged with its traceback at
+    debug level), never the whole image.
+    """
+    try:
+        return call()
+    except VerificationError as exc:
+        failures.append(VerificationFailure(source, authority, str(exc), kind))
+    except Exception as exc:
+        log.debug("could not verify %s for authority %r", source, authority, exc_info=True)
+        reason = f"could not verify: {type(exc).__name__}: {exc}"
+        if len(reason) > _MAX_REASON_CHARS:
+            reason = reason[: _MAX_REASON_CHARS - 3] + "..."
+        failures.append(VerificationFailure(source, authority, reason, kind))
+    return None
+
+
+def _attempt_all(
+    call: Callable[[], _T],
+    source: str,
+    authorities: Sequence[Authority],
+    kind: _FailureKind,
+    failures: list[VerificationFailure],
+) -> _T | None:
+    """As :func:`_attempt` for a step shared by every authority (parsing): on failure each
+    authority gets the same reason, as if each had tried."""
+    mine: list[VerificationFailure] = []
+    result = _attempt(call, source, "", kind, mine)
+    for failure in mine:
+        for authority in authorities:
+            failures.append(VerificationFailure(source, authority.name, failure.reason, kind))
+    return result
 
 
 # --- statements naming other digests -------------------------------------------------------
@@ -169,12 +264,12 @@ def _verification_target(statement: bytes | None, digest: str) -> str:
     """The digest to verify a statement against: the image digest, unless the (still
     unverified) statement parses and its sha256 subjects all name other digests; then the
     first of those, so the full verification runs and proves who signed that statement."""
-    if statement is None:
+    if statement is None or len(statement) > _MAX_PEEK_BYTES:
         return digest
     try:
         wanted = parse_sha256_digest(digest)
-        doc = json.loads(statement)
-    except (VerificationError, ValueError, UnicodeDecodeError):
+        doc = load_json(statement, "in-toto statement")
+    except VerificationError:
         return digest
     subjects = doc.get("subject") if isinstance(doc, dict) else None
     if not isinstance(subjects, list):
@@ -193,30 +288,13 @@ def _verification_target(statement: bytes | None, digest: str) -> str:
     return f"sha256:{named[0]}"
 
 
-def _cosign_statement_bytes(envelope_json: bytes) -> bytes | None:
-    """The UNVERIFIED statement in a cosign ``.att`` DSSE envelope, or None if unreadable."""
-    if len(envelope_json) > _MAX_PEEK_BYTES:
-        return None
-    try:
-        return parse_envelope(envelope_json).payload
-    except VerificationError:
-        return None
-
-
-def _bundle_statement_bytes(raw: bytes) -> bytes | None:
-    """The UNVERIFIED statement in a Sigstore bundle's DSSE envelope, or None."""
-    if len(raw) > _MAX_PEEK_BYTES:
-        return None
-    try:
-        doc = json.loads(raw)
-        payload = doc["dsseEnvelope"]["payload"]
-        return base64.b64decode(payload, validate=True) if isinstance(payload, str) else None
-    except (ValueError, UnicodeDecodeError, KeyError, TypeError, binascii.Error):
-        return None
-
-
 def _verify_bundle(
-    bundle: BundleEvidence, digest: str, authority: Authority, trust_roots: TrustRoots
+    bundle: BundleEvidence,
+    parsed: ParsedBundle,
+    digest: str,
+    authority: Authority,
+    trust_roots: TrustRoots,
+    now: datetime,
 ) -> VerifiedSignature | VerifiedStatement:
     algo, _, hexpart = digest.partition(":")
     if algo != "sha256":
@@ -226,6 +304,8 @@ def _verify_bundle(
         trust=trust_roots.get(authority.trust_root),
         authority=authority,
         artifact_sha256=bytes.fromhex(hexpart),
+        now=now,
+        parsed=parsed,
     )
     if result.payload is not None:
         if result.payload_type != _INTOTO_PAYLOAD_TYPE:

@@ -23,6 +23,7 @@ import struct
 from datetime import UTC, datetime
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from cryptography.x509 import ObjectIdentifier
 from cryptography.x509.oid import ExtendedKeyUsageOID
@@ -37,6 +38,7 @@ from cryptography.x509.verification import VerificationError as X509Verification
 from controller.verify.authority import KeylessAuthority
 from controller.verify.errors import EvidenceFormatError, VerificationError
 from controller.verify.facts import SignerIdentity
+from controller.verify.keys import PublicKey, ensure_supported
 from controller.verify.trustroot import TrustMaterial, verify_with_log_key
 
 __all__ = [
@@ -44,7 +46,9 @@ __all__ = [
     "MAX_CHAIN_PEM_BYTES",
     "OID_ISSUER_V1",
     "OID_ISSUER_V2",
+    "certificate_extensions",
     "certificate_identity",
+    "certificate_key",
     "check_identity",
     "parse_certificate",
     "parse_chain",
@@ -72,6 +76,28 @@ def parse_certificate(pem_or_der: bytes) -> x509.Certificate:
         return x509.load_der_x509_certificate(pem_or_der)
     except ValueError as exc:
         raise EvidenceFormatError(f"certificate is not a valid X.509 certificate: {exc}") from exc
+
+
+def certificate_extensions(cert: x509.Certificate, what: str = "certificate") -> x509.Extensions:
+    """``cert.extensions``; :class:`EvidenceFormatError` when one of them is malformed
+    (``cryptography`` parses them all on first access and raises ``ValueError``)."""
+    try:
+        return cert.extensions
+    except (ValueError, x509.DuplicateExtension, x509.UnsupportedGeneralNameType) as exc:
+        raise EvidenceFormatError(f"{what} has a malformed extension: {exc}") from exc
+
+
+def certificate_key(cert: x509.Certificate, what: str = "certificate") -> PublicKey:
+    """The certificate's public key when it is a type and size we accept;
+    :class:`EvidenceFormatError` for unknown algorithms and malformed keys."""
+    try:
+        key = cert.public_key()
+    except (ValueError, UnsupportedAlgorithm) as exc:
+        raise EvidenceFormatError(f"{what} key cannot be used: {exc}") from exc
+    try:
+        return ensure_supported(key)
+    except EvidenceFormatError as exc:
+        raise EvidenceFormatError(f"{what} key cannot be used: {exc}") from exc
 
 
 def parse_chain(pem: bytes) -> list[x509.Certificate]:
@@ -168,9 +194,10 @@ def _build_chain(
 
 
 def _check_usage(leaf: x509.Certificate) -> None:
+    extensions = certificate_extensions(leaf)
     try:
-        usage = leaf.extensions.get_extension_for_class(x509.KeyUsage).value
-        eku = leaf.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+        usage = extensions.get_extension_for_class(x509.KeyUsage).value
+        eku = extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
     except x509.ExtensionNotFound as exc:
         raise VerificationError(f"certificate lacks a required extension: {exc}") from exc
     if not usage.digital_signature:
@@ -181,9 +208,11 @@ def _check_usage(leaf: x509.Certificate) -> None:
 
 def _verify_scts(leaf: x509.Certificate, issuer: x509.Certificate, trust: TrustMaterial) -> None:
     try:
-        scts = leaf.extensions.get_extension_for_class(
-            x509.PrecertificateSignedCertificateTimestamps
-        ).value
+        scts = (
+            certificate_extensions(leaf)
+            .get_extension_for_class(x509.PrecertificateSignedCertificateTimestamps)
+            .value
+        )
     except x509.ExtensionNotFound:
         raise VerificationError("no valid SCT: the certificate embeds no SCT") from None
     except ValueError as exc:
@@ -242,8 +271,9 @@ def certificate_identity(cert: x509.Certificate) -> tuple[str, str]:
 
     ``VerificationError`` when either is missing.
     """
+    extensions = certificate_extensions(cert)
     try:
-        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        san = extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     except x509.ExtensionNotFound:
         raise VerificationError("certificate has no subject alternative name") from None
     except (ValueError, x509.UnsupportedGeneralNameType) as exc:
@@ -256,7 +286,7 @@ def certificate_identity(cert: x509.Certificate) -> tuple[str, str]:
     if not names:
         raise VerificationError("certificate has neither a URI nor an email subject")
     issuer: str | None = None
-    for ext in cert.extensions:
+    for ext in extensions:
         if ext.oid == OID_ISSUER_V2 and isinstance(ext.value, x509.UnrecognizedExtension):
             issuer = _der_utf8_string(ext.value.value)
             if issuer is None:
@@ -265,7 +295,7 @@ def certificate_identity(cert: x509.Certificate) -> tuple[str, str]:
                 )
             break
     if issuer is None:
-        for ext in cert.extensions:
+        for ext in extensions:
             if ext.oid == OID_ISSUER_V1 and isinstance(ext.value, x509.UnrecognizedExtension):
                 try:
                     issuer = ext.value.value.decode("utf-8")

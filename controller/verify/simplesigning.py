@@ -15,13 +15,13 @@ type ``cosign container image signature``). Rules enforced:
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
 from controller.verify.errors import EvidenceFormatError, VerificationError
+from controller.verify.jsontext import load_json
 from controller.verify.statement import parse_sha256_digest
 
 __all__ = [
@@ -51,10 +51,7 @@ def parse_simple_signing(payload: bytes) -> SimpleSigningPayload:
         raise EvidenceFormatError(
             f"simple-signing payload is {len(payload)} bytes, over {MAX_PAYLOAD_BYTES}"
         )
-    try:
-        doc: Any = json.loads(payload)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise EvidenceFormatError(f"simple-signing payload is not valid JSON: {exc}") from exc
+    doc: Any = load_json(payload, "simple-signing payload")
     if not isinstance(doc, dict):
         raise EvidenceFormatError("simple-signing payload is not a JSON object")
     critical = doc.get("critical")

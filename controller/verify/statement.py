@@ -20,13 +20,13 @@ in DSSE with payloadType ``application/vnd.in-toto+json``. Rules enforced:
 
 from __future__ import annotations
 
-import json
 import re
 from datetime import datetime
 from typing import Any
 
 from controller.verify.errors import EvidenceFormatError, VerificationError
 from controller.verify.facts import SignerIdentity, Subject, VerifiedStatement
+from controller.verify.jsontext import load_json
 
 __all__ = [
     "INTOTO_PAYLOAD_TYPE",
@@ -70,10 +70,7 @@ def _verified_statement(
         raise EvidenceFormatError(
             f"DSSE payloadType is {payload_type!r}, not the in-toto {INTOTO_PAYLOAD_TYPE!r}"
         )
-    try:
-        doc: Any = json.loads(payload)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise EvidenceFormatError(f"in-toto statement is not valid JSON: {exc}") from exc
+    doc: Any = load_json(payload, "in-toto statement")
     if not isinstance(doc, dict):
         raise EvidenceFormatError("in-toto statement is not a JSON object")
     statement_type = doc.get("_type")

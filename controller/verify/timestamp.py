@@ -4,7 +4,8 @@ Implements RFC 3161 §2.4.2 response checking as Sigstore clients use it (the ti
 message is the signature bytes; see the Sigstore bundle spec, ``timestampVerificationData``).
 
 Rules enforced:
-- Only ``granted`` responses; the token must be signed by a TSA of the trust root, chaining to
+- Only ``granted`` (or ``grantedWithMods``) responses, checked before the token is read (a
+  rejection carries none); the token must be signed by a TSA of the trust root, chaining to
   that TSA's root, with the timestamping EKU (checked by ``rfc3161-client``).
 - The imprint must be the hash of exactly these signature bytes.
 - The generation time must lie in the TSA's ``validFor`` window (closed interval) and in the TSA
@@ -16,13 +17,19 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
+import contextlib
 from datetime import UTC, datetime
 
-from rfc3161_client import TimeStampResponse, VerifierBuilder, decode_timestamp_response
+from rfc3161_client import (
+    PKIStatus,
+    TimeStampResponse,
+    VerifierBuilder,
+    decode_timestamp_response,
+)
 from rfc3161_client import VerificationError as Rfc3161Error
 
 from controller.verify.errors import EvidenceFormatError, VerificationError
+from controller.verify.jsontext import load_json
 from controller.verify.trustroot import TrustMaterial
 
 __all__ = [
@@ -41,8 +48,8 @@ def parse_cosign_timestamp_annotation(annotation_json: bytes) -> bytes:
     (``{"SignedRFC3161Timestamp": base64}``)."""
     if len(annotation_json) > 2 * MAX_TIMESTAMP_BYTES:
         raise EvidenceFormatError("RFC 3161 timestamp annotation is over the size limit")
+    doc = load_json(annotation_json, "RFC 3161 timestamp annotation")
     try:
-        doc = json.loads(annotation_json)
         raw = base64.b64decode(doc["SignedRFC3161Timestamp"], validate=True)
     except (ValueError, KeyError, TypeError, binascii.Error, UnicodeDecodeError) as exc:
         raise EvidenceFormatError(
@@ -68,6 +75,26 @@ def verify_rfc3161(token: bytes, signature: bytes, trust: TrustMaterial) -> date
     return verify_timestamp_response(parse_timestamp_response(token), signature, trust)
 
 
+def _generation_time(response: TimeStampResponse) -> datetime:
+    """The (unverified) genTime of a granted response; a rejection or a response without a
+    token is refused here, before anything reads the token."""
+    status = response.status
+    if status not in (PKIStatus.GRANTED, PKIStatus.GRANTED_WITH_MODS):
+        detail = ""
+        with contextlib.suppress(ValueError):
+            detail = "; ".join(response.status_string)
+        raise VerificationError(
+            f"RFC 3161 response is not a granted timestamp (PKIStatus {status}"
+            + (f": {detail}" if detail else "")
+            + ")"
+        )
+    try:
+        gen_time = response.tst_info.gen_time
+    except ValueError as exc:
+        raise EvidenceFormatError(f"RFC 3161 response carries no readable token: {exc}") from exc
+    return gen_time if gen_time.tzinfo is not None else gen_time.replace(tzinfo=UTC)
+
+
 def verify_timestamp_response(
     response: TimeStampResponse, signature: bytes, trust: TrustMaterial
 ) -> datetime:
@@ -78,9 +105,7 @@ def verify_timestamp_response(
             f"trust root {trust.name!r} names no timestamp authority, but the evidence "
             "carries an RFC 3161 timestamp"
         )
-    gen_time = response.tst_info.gen_time
-    if gen_time.tzinfo is None:
-        gen_time = gen_time.replace(tzinfo=UTC)
+    gen_time = _generation_time(response)
     reasons: list[str] = []
     for tsa in authorities:
         certs = tsa.certificates

@@ -8,11 +8,15 @@ and the evidence it claims to record, for Rekor v1 entry types ``hashedrekord`` 
 Rules enforced:
 - The SET is verified with the log key the trust root names for ``logID``; that key must have
   been valid at the integrated time. Unknown log ids are refused by name.
-- ``integratedTime`` may not be in the future; ``logIndex`` and ``integratedTime`` may not be
-  negative; the body must be base64 JSON with ``kind``, ``apiVersion`` and ``spec``.
+- ``integratedTime`` may not be in the future (past ``now``, which callers pass with their
+  clock-skew tolerance added) nor after the year 9999; ``logIndex`` and ``integratedTime`` may
+  not be negative; the body must be base64 JSON with ``kind``, ``apiVersion`` and ``spec``.
 - Entry bodies must record exactly this signature, this signer (compared as parsed keys and
   certificates, never as PEM text) and this digest or payload; a mismatch means the log entry
   belongs to other evidence (CVE-2022-36056 class).
+- For keyless (certificate) signers the entry must record the certificate itself, equal in
+  DER; a bare public key is refused, as the identity would then be missing from the log.
+  Key signers may be recorded as a bare key or a certificate holding that key.
 """
 
 from __future__ import annotations
@@ -35,9 +39,11 @@ from cryptography.hazmat.primitives.serialization import (
 )
 
 from controller.verify.errors import EvidenceFormatError, VerificationError
+from controller.verify.jsontext import load_json
 from controller.verify.trustroot import TrustMaterial, verify_with_log_key
 
 __all__ = [
+    "MAX_INTEGRATED_TIME",
     "MAX_SET_ANNOTATION_BYTES",
     "RekorEntry",
     "check_hashedrekord",
@@ -47,6 +53,9 @@ __all__ = [
 ]
 
 MAX_SET_ANNOTATION_BYTES = 16 * 1024 * 1024
+# 9999-12-31T23:59:59Z: the last second a datetime can hold. Checked before converting, so a
+# hostile integratedTime is a refusal, not an OverflowError.
+MAX_INTEGRATED_TIME = 253_402_300_799
 _MAX_KEY_PEM_BYTES = 64 * 1024
 
 
@@ -89,10 +98,7 @@ def _int(value: object, what: str) -> int:
 
 def parse_entry_body(canonicalized_body: bytes) -> tuple[str, str, Mapping[str, Any]]:
     """(kind, apiVersion, body) of a canonicalized Rekor entry body."""
-    try:
-        body = json.loads(canonicalized_body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise EvidenceFormatError("transparency log entry body is not JSON") from exc
+    body = load_json(canonicalized_body, "transparency log entry body")
     if not isinstance(body, dict):
         raise EvidenceFormatError("transparency log entry body is not a JSON object")
     kind, version = body.get("kind"), body.get("apiVersion")
@@ -118,6 +124,10 @@ def verify_set(
         raise VerificationError(f"transparency log index {log_index} is negative")
     if integrated_time < 0:
         raise VerificationError(f"transparency log integrated time {integrated_time} is negative")
+    if integrated_time > MAX_INTEGRATED_TIME:
+        raise VerificationError(
+            f"transparency log integrated time {integrated_time} is after the year 9999"
+        )
     when = datetime.fromtimestamp(integrated_time, UTC)
     current = now or datetime.now(UTC)
     if when > current:
@@ -168,10 +178,7 @@ def verify_cosign_set(
             f"Rekor bundle annotation is {len(annotation_json)} bytes, over the "
             f"{MAX_SET_ANNOTATION_BYTES} limit"
         )
-    try:
-        doc = json.loads(annotation_json)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise EvidenceFormatError("Rekor bundle annotation is not JSON") from exc
+    doc = load_json(annotation_json, "Rekor bundle annotation")
     if not isinstance(doc, dict) or not isinstance(doc.get("Payload"), dict):
         raise EvidenceFormatError("Rekor bundle annotation lacks a Payload object")
     payload = doc["Payload"]
@@ -220,10 +227,26 @@ def _signer_from_pem(pem: bytes, what: str) -> _Signer:
     return _Signer(key.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo), cert_der)
 
 
-def _same_signer(recorded: _Signer, expected: _Signer) -> bool:
+def _require_same_signer(recorded: _Signer, expected: _Signer, require_certificate: bool) -> None:
+    """The entry's signer must be ours: equal certificates when both are certificates; with
+    ``require_certificate`` (keyless evidence) the entry MUST record the certificate, since
+    only then does the signer's identity appear in the log for its owner to monitor."""
+    if require_certificate:
+        if expected.cert_der is None:
+            raise ValueError("require_certificate needs the signing certificate as signer")
+        if recorded.cert_der is None:
+            raise VerificationError(
+                "transparency log entry records a bare public key, not the signing "
+                "certificate: the signer's identity is not in the log"
+            )
     if recorded.cert_der is not None and expected.cert_der is not None:
-        return recorded.cert_der == expected.cert_der
-    return recorded.spki == expected.spki
+        same = recorded.cert_der == expected.cert_der
+    else:
+        same = recorded.spki == expected.spki
+    if not same:
+        raise VerificationError(
+            "transparency log entry records a different signing key or certificate"
+        )
 
 
 def _get(obj: Mapping[str, Any], *path: str) -> Any:
@@ -246,9 +269,17 @@ def _check_sha256(hash_obj: Any, expected: bytes, what: str) -> None:
 
 
 def check_hashedrekord(
-    entry: RekorEntry, *, signature: bytes, signer_pem: bytes, sha256_digest: bytes
+    entry: RekorEntry,
+    *,
+    signature: bytes,
+    signer_pem: bytes,
+    sha256_digest: bytes,
+    require_certificate: bool = False,
 ) -> None:
-    """The ``hashedrekord`` v0.0.1 entry must record this signature, signer and sha256 digest."""
+    """The ``hashedrekord`` v0.0.1 entry must record this signature, signer and sha256 digest.
+
+    ``require_certificate`` (keyless signers; ``signer_pem`` is then the certificate): the
+    entry must record that certificate, not merely its public key."""
     if (entry.kind, entry.api_version) != ("hashedrekord", "0.0.1"):
         raise VerificationError(
             f"expected a hashedrekord 0.0.1 log entry, found {entry.kind} {entry.api_version}"
@@ -260,12 +291,11 @@ def check_hashedrekord(
     recorded_key = _b64decode(
         _get(spec, "signature", "publicKey", "content"), "entry signature.publicKey.content"
     )
-    if not _same_signer(
-        _signer_from_pem(recorded_key, "entry public key"), _signer_from_pem(signer_pem, "signer")
-    ):
-        raise VerificationError(
-            "transparency log entry records a different signing key or certificate"
-        )
+    _require_same_signer(
+        _signer_from_pem(recorded_key, "entry public key"),
+        _signer_from_pem(signer_pem, "signer"),
+        require_certificate,
+    )
     _check_sha256(_get(spec, "data", "hash"), sha256_digest, "data hash")
 
 
@@ -290,10 +320,12 @@ def check_intoto_or_dsse(
     signatures: list[bytes],
     signer_pem: bytes,
     envelope_json: bytes | None = None,
+    require_certificate: bool = False,
 ) -> None:
     """The ``intoto`` (v0.0.1, v0.0.2) or ``dsse`` (v0.0.1) entry must record this DSSE
     envelope: payload hash, signatures and signer. ``envelope_json`` (the exact uploaded
-    envelope bytes, as in a cosign ``.att`` layer) lets the envelope hash be checked too."""
+    envelope bytes, as in a cosign ``.att`` layer) lets the envelope hash be checked too.
+    ``require_certificate`` as for :func:`check_hashedrekord`."""
     signer = _signer_from_pem(signer_pem, "signer")
     payload_hash = hashlib.sha256(envelope_payload).digest()
     spec = entry.spec
@@ -341,10 +373,9 @@ def check_intoto_or_dsse(
                 "envelope hash",
             )
         recorded_key = _b64decode(_get(spec, "publicKey"), "entry publicKey")
-        if not _same_signer(_signer_from_pem(recorded_key, "entry public key"), signer):
-            raise VerificationError(
-                "transparency log entry records a different signing key or certificate"
-            )
+        _require_same_signer(
+            _signer_from_pem(recorded_key, "entry public key"), signer, require_certificate
+        )
         return
     elif kv == ("dsse", "0.0.1"):
         _check_sha256(_get(spec, "payloadHash"), payload_hash, "payload hash")
@@ -366,10 +397,9 @@ def check_intoto_or_dsse(
     if sorted(sig for sig, _ in pairs) != sorted(signatures):
         raise VerificationError("transparency log entry records different envelope signatures")
     for _, key_pem in pairs:
-        if not _same_signer(_signer_from_pem(key_pem, "entry public key"), signer):
-            raise VerificationError(
-                "transparency log entry records a different signing key or certificate"
-            )
+        _require_same_signer(
+            _signer_from_pem(key_pem, "entry public key"), signer, require_certificate
+        )
 
 
 def _list(value: object) -> list[Mapping[str, Any]]:

@@ -6,8 +6,8 @@ version=0.1`` and ``...trustedroot.v0.2+json``).
 
 Rules enforced:
 - A trusted root is parsed once, from bytes, under a size limit; anything malformed (bad JSON,
-  missing ``validFor.start``, undecodable keys or certificates) is refused with
-  ``EvidenceFormatError``, never half-loaded.
+  missing ``validFor.start``, a ``validFor`` time without timezone, undecodable keys or
+  certificates) is refused with ``EvidenceFormatError``, never half-loaded.
 - Every key and CA carries its validity window; ``TimeRange`` is a closed interval
   (``start <= t <= end``) and a missing ``end`` means "still valid".
 - A log key is looked up by its log id (sha256 of the log's DER public key, as the trusted root
@@ -137,12 +137,15 @@ class TrustMaterial:
     def __init__(self, name: str, inner: trustroot_v1.TrustedRoot) -> None:
         self._name = name
         self._inner = inner
-        self._rekor = _load_log_keys(inner.tlogs, "transparency log")
-        self._ct = _load_log_keys(inner.ctlogs, "CT log")
-        self._fulcio = tuple(_load_ca(ca, "Fulcio CA") for ca in inner.certificate_authorities)
-        self._tsas = tuple(
-            _load_ca(ca, "timestamp authority") for ca in inner.timestamp_authorities
-        )
+        try:
+            self._rekor = _load_log_keys(inner.tlogs, "transparency log")
+            self._ct = _load_log_keys(inner.ctlogs, "CT log")
+            self._fulcio = tuple(_load_ca(ca, "Fulcio CA") for ca in inner.certificate_authorities)
+            self._tsas = tuple(
+                _load_ca(ca, "timestamp authority") for ca in inner.timestamp_authorities
+            )
+        except EvidenceFormatError as exc:
+            raise EvidenceFormatError(f"trust root {name!r}: {exc}") from exc
         self._sigstore_root: TrustedRoot | None = None
         self._lock = threading.Lock()
 
@@ -204,6 +207,15 @@ class TrustMaterial:
 def _window(raw: TimeRange | None, what: str) -> ValidityWindow:
     if raw is None:
         raise EvidenceFormatError(f"{what} has no validFor time range")
+    for field_name, value in (("start", raw.start), ("end", raw.end)):
+        # Protobuf JSON timestamps are RFC 3339 and must carry "Z" or an offset. A naive time
+        # cannot be compared with a verified (aware) signing time, so refuse it here, by name,
+        # rather than fail every verification under this root later.
+        if value is not None and value.utcoffset() is None:
+            raise EvidenceFormatError(
+                f"{what} validFor.{field_name} {value.isoformat()} has no timezone: protobuf "
+                "JSON timestamps are RFC 3339 and need 'Z' or an offset"
+            )
     return ValidityWindow(raw.start, raw.end)
 
 
