@@ -60,6 +60,7 @@ from controller.policy.model import (
     TrustRootDoc,
 )
 from controller.policy.schema import KINDS, describe, join, validate
+from controller.policy.yamlstrict import StrictYamlLoader
 from controller.verify.authority import Authority, KeyAuthority, KeylessAuthority, TlogMode
 
 __all__ = [
@@ -88,39 +89,6 @@ _ED25519_NULL_PARAMS_PREFIX = bytes.fromhex("302c300706032b65700500032100")
 # --- YAML ----------------------------------------------------------------------------------
 
 
-class _StrictLoader(yaml.SafeLoader):
-    """SafeLoader without aliases, duplicate keys or implicit timestamps."""
-
-    def compose_node(self, parent: Any, index: Any) -> Any:
-        if self.check_event(yaml.AliasEvent):
-            event = self.peek_event()  # type: ignore[no-untyped-call]
-            raise yaml.composer.ComposerError(
-                None, None, "YAML anchors and aliases are not supported", event.start_mark
-            )
-        return super().compose_node(parent, index)
-
-    def construct_mapping(self, node: Any, deep: bool = False) -> Any:
-        seen: set[Any] = set()
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=True)
-            if not isinstance(key, str):
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"mapping keys must be strings, got {key!r}", key_node.start_mark
-                )
-            if key in seen:
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"duplicate key {key!r}", key_node.start_mark
-                )
-            seen.add(key)
-        return super().construct_mapping(node, deep=deep)
-
-
-_StrictLoader.yaml_implicit_resolvers = {
-    first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:timestamp"]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-
-
 def _yaml_problem(exc: yaml.YAMLError) -> str:
     problem = getattr(exc, "problem", None) or getattr(exc, "context", None) or str(exc)
     mark = getattr(exc, "problem_mark", None)
@@ -130,7 +98,7 @@ def _yaml_problem(exc: yaml.YAMLError) -> str:
 
 def _documents(text: str, source: str, errors: list[PolicyError]) -> Iterator[tuple[int, Any]]:
     """(1-based index, data) per YAML document; stops at the first YAML error."""
-    loader = _StrictLoader(text)
+    loader = StrictYamlLoader(text)
     index = 0
     try:
         while True:

@@ -62,6 +62,7 @@ from controller.evidence.source import OfflineEvidence
 from controller.oci.reference import ReferenceError, parse_image_ref
 from controller.policy.model import API_VERSION, PolicyLoadError, PolicySet
 from controller.policy.verdict import ImageVerdict
+from controller.policy.yamlstrict import StrictYamlLoader
 from controller.verify.trustroot import TrustRoots
 
 __all__ = [
@@ -184,35 +185,6 @@ class CaseResult:
 
 
 # --- reading test files --------------------------------------------------------------------
-
-
-class _StrictLoader(yaml.SafeLoader):
-    """SafeLoader without aliases or duplicate keys; timestamps stay strings."""
-
-    def compose_node(self, parent: Any, index: Any) -> Any:
-        if self.check_event(yaml.AliasEvent):
-            event = self.peek_event()  # type: ignore[no-untyped-call]
-            raise yaml.composer.ComposerError(
-                None, None, "YAML anchors and aliases are not supported", event.start_mark
-            )
-        return super().compose_node(parent, index)
-
-    def construct_mapping(self, node: Any, deep: bool = False) -> Any:
-        seen: set[Any] = set()
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=True)
-            if key in seen:
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"duplicate key {key!r}", key_node.start_mark
-                )
-            seen.add(key)
-        return super().construct_mapping(node, deep=deep)
-
-
-_StrictLoader.yaml_implicit_resolvers = {
-    first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:timestamp"]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
 
 
 @dataclass
@@ -455,7 +427,7 @@ def _documents(file: Path) -> Iterator[tuple[int, Any]]:
     except UnicodeDecodeError as exc:
         raise PolicyTestError(str(file), "", "", f"not UTF-8 text: {exc.reason}") from None
     try:
-        docs = list(yaml.load_all(text, Loader=_StrictLoader))  # a SafeLoader subclass
+        docs = list(yaml.load_all(text, Loader=StrictYamlLoader))  # a SafeLoader subclass
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f" at line {mark.line + 1}" if mark is not None else ""
