@@ -249,16 +249,7 @@ def _print_text(req: Any, decision: Any, out: TextIO) -> None:
     for v in decision.images:
         word = {"allow": "ADMIT", "warn": "ADMIT (warnings)", "deny": "DENY"}[v.verdict]
         out.write(f"{word:8} {v.ref}" + (f"  {v.digest}" if v.digest else "") + f"{label}\n")
-        if v.error:
-            out.write(f"    error: {v.error}\n")
-        for p in v.policies:
-            note = f" ({p.exception})" if p.exception else ""
-            out.write(f"    policy {p.name} [{p.mode}]: {p.result}{note}\n")
-            for c in p.checks:
-                mark = "ok  " if c.passed else "FAIL"
-                out.write(f"      {mark} {c.check}: {c.reason}\n")
-        if not v.policies and not v.error:
-            out.write("    no policy matches this image\n")
+        out.writelines(f"    {line}\n" for line in v.explain())
     for w in decision.warnings:
         out.write(f"warning: {w}\n")
 

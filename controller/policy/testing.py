@@ -602,16 +602,7 @@ def check_case(case: PolicyTestCase, verdict: ImageVerdict) -> tuple[str, ...]:
 
 def _describe(verdict: ImageVerdict, out: TextIO) -> None:
     out.write(f"     reprogate decided {verdict.verdict} for {verdict.ref}:\n")
-    if verdict.error:
-        out.write(f"       error: {verdict.error}\n")
-    for p in verdict.policies:
-        note = f" (excepted: {p.exception})" if p.exception else ""
-        out.write(f"       policy {p.name} [{p.mode}]: {p.result}{note}\n")
-        for c in p.checks:
-            mark = "ok  " if c.passed else "FAIL"
-            out.write(f"         {mark} {c.check}: {c.reason}\n")
-    if not verdict.policies and not verdict.error:
-        out.write("       no policy matches this image\n")
+    out.writelines(f"       {line}\n" for line in verdict.explain())
 
 
 async def _run_all(

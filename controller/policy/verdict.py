@@ -84,6 +84,21 @@ class ImageVerdict:
                 out.append(f"image {self.ref}: policy {p.name}: {c.check}: {c.reason}")
         return out
 
+    def explain(self) -> list[str]:
+        """Human-readable lines: the image error, each policy's result and its checks."""
+        lines: list[str] = []
+        if self.error:
+            lines.append(f"error: {self.error}")
+        for p in self.policies:
+            note = f" ({p.exception})" if p.exception else ""
+            lines.append(f"policy {p.name} [{p.mode}]: {p.result}{note}")
+            lines.extend(
+                f"  {'ok  ' if c.passed else 'FAIL'} {c.check}: {c.reason}" for c in p.checks
+            )
+        if not self.policies and not self.error:
+            lines.append("no policy matches this image")
+        return lines
+
     def warnings(self) -> list[str]:
         """One line per failed warn-mode check."""
         out: list[str] = []
