@@ -44,6 +44,11 @@ class Settings:
     # Opt-in, needs network: refresh the Sigstore production root over TUF at start-up into
     # this directory. Unset (the default), the root shipped with ``sigstore`` is used offline.
     tuf_cache: str | None = None
+    # In-cluster only: post a core/v1 Event on the workload for each denial and warning.
+    events: bool = False
+    # In-cluster only: read the pod's imagePullSecrets (and its namespace's default service
+    # account's) to fetch evidence from private registries. Needs RBAC to get secrets.
+    pull_secrets: bool = False
     registry: RegistrySettings = field(default_factory=RegistrySettings)
 
     def with_overrides(self, values: Mapping[str, Any], source: str) -> Settings:
@@ -80,6 +85,8 @@ class Settings:
 
 def _coerce(key: str, value: Any, typ: Any, source: str) -> Any:
     text = str(typ)
+    if text.startswith("bool"):
+        return _boolean(key, value, source)
     try:
         if text.startswith("int"):
             return int(value)
@@ -90,6 +97,18 @@ def _coerce(key: str, value: Any, typ: Any, source: str) -> Any:
     if not isinstance(value, str):
         raise ConfigError(f"{source}: {key} must be a string, got {value!r}")
     return value
+
+
+def _boolean(key: str, value: Any, source: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        lowered = value.strip().lower()
+        if lowered in ("true", "yes", "on", "1"):
+            return True
+        if lowered in ("false", "no", "off", "0"):
+            return False
+    raise ConfigError(f"{source}: {key} must be true or false, got {value!r}")
 
 
 def _registry(base: RegistrySettings, values: Mapping[str, Any], source: str) -> RegistrySettings:

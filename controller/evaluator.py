@@ -8,6 +8,9 @@ Rules:
   names the image and what went wrong, unless only warn/audit policies cover the image.
 - An image that no policy matches is not fetched at all; it is allowed (or denied with
   ``no_match: deny``).
+- With pull secrets (``pull_secrets: true``), registry calls for a request use its pod's
+  credentials, and the digest and evidence caches are keyed by that credential's fingerprint,
+  so one namespace's private evidence never answers for a namespace without the secret.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import asyncio
 import functools
 import logging
 import weakref
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -31,6 +34,7 @@ from controller.oci.reference import ReferenceError, parse_image_ref
 from controller.policy.engine import ImageContext, PolicyAssessment, PolicyEngine
 from controller.policy.model import ImagePolicy, PolicySet
 from controller.policy.verdict import Evidence, ImageVerdict, PolicyResult
+from controller.pull_secrets import NO_CREDENTIALS, PendingCredentials, PullSecretResolver
 from controller.verify.authority import Authority, KeyAuthority
 from controller.verify.evidence import verify_evidence
 from controller.verify.facts import VerificationOutcome
@@ -74,8 +78,10 @@ class Evaluator:
         trust_roots: TrustRoots,
         *,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        pull_secrets: PullSecretResolver | None = None,
     ) -> None:
         self.settings = settings
+        self.pull_secrets = pull_secrets
         self.source = source
         self.trust_roots = trust_roots
         self.engine = PolicyEngine(policy_set, no_match=settings.no_match, clock=clock)
@@ -119,8 +125,16 @@ class Evaluator:
         first_use: dict[str, ImageUse] = {}
         for use in request.images:
             first_use.setdefault(use.image, use)
+        credentials = (
+            self.pull_secrets.for_request(request.namespace, request.pull_secrets)
+            if self.pull_secrets is not None
+            else None
+        )
         decided = await asyncio.gather(
-            *(self.evaluate_image(first_use[image], request) for image in unique)
+            *(
+                self.evaluate_image(first_use[image], request, credentials=credentials)
+                for image in unique
+            )
         )
         by_image = dict(zip(unique, decided, strict=True))
         verdicts = [by_image[use.image] for use in request.images]
@@ -156,8 +170,17 @@ class Evaluator:
             cache=cache,
         )
 
-    async def evaluate_image(self, use: ImageUse, request: AdmissionRequest) -> ImageVerdict:
-        """The verdict for one image of a request; never raises."""
+    async def evaluate_image(
+        self,
+        use: ImageUse,
+        request: AdmissionRequest,
+        *,
+        credentials: PendingCredentials | None = None,
+    ) -> ImageVerdict:
+        """The verdict for one image of a request; never raises.
+
+        ``credentials`` are the request's pull secrets, read only if the registry is needed.
+        """
         try:
             image = parse_image_ref(use.image)
         except ReferenceError as exc:
@@ -178,7 +201,7 @@ class Evaluator:
         stage = _Stage()
         try:
             async with asyncio.timeout(self._budget()):
-                return await self._evaluate_pinned(ctx, policies, stage)
+                return await self._evaluate_pinned(ctx, policies, stage, credentials)
         except TimeoutError:
             error = (
                 f"no decision within the {self._budget():g}s deadline while "
@@ -186,6 +209,9 @@ class Evaluator:
             )
         except RegistryError as exc:
             error = f"could not fetch evidence while {stage.what}: {exc.diagnostics()}"
+            if exc.kind == "unauthorized" and credentials is not None:
+                # the refusal may be because a pull secret could not be read: say which
+                error += "".join(f"; {p}" for p in credentials.problems())
         except Exception as exc:  # fail closed on anything unexpected, and say so
             log.exception("internal error evaluating %s", use.image)
             error = f"internal error while {stage.what}: {type(exc).__name__}: {exc}"
@@ -209,12 +235,26 @@ class Evaluator:
         return ImageVerdict(ctx.written, ctx.image.digest, "warn", results, error=None)
 
     async def _evaluate_pinned(
-        self, ctx: ImageContext, policies: Sequence[ImagePolicy], stage: _Stage
+        self,
+        ctx: ImageContext,
+        policies: Sequence[ImagePolicy],
+        stage: _Stage,
+        credentials: PendingCredentials | None = None,
     ) -> ImageVerdict:
         image = ctx.image
+        creds = NO_CREDENTIALS
+        if credentials is not None:
+            stage.what = f"reading image pull secrets in namespace {credentials.namespace}"
+            creds = await credentials.get()
+        store = creds.store if len(creds.store) else None
+        # Keyed by the credential that fetched it: another namespace must fetch for itself.
+        fingerprint = creds.fingerprint_for(image)
         if image.digest is None:
             stage.what = f"resolving tag {image.tag} on {image.registry}"
-            digest = await self.digests.get(str(image), lambda: self.source.resolve(image))
+            digest = await self.digests.get(
+                _cache_key(str(image), fingerprint),
+                lambda: self.source.resolve(image, credentials=store),
+            )
             image = image.with_digest(digest)
             ctx = ImageContext(
                 ctx.written, image, ctx.namespace, ctx.object, ctx.user, ctx.groups, ctx.operation
@@ -222,8 +262,8 @@ class Evaluator:
         stage.what = f"fetching signatures and attestations from {image.registry}"
         pinned = image
         evidence = await self.evidence.get(
-            f"{pinned.name}@{pinned.digest}",
-            lambda: self.source.discover(pinned),
+            _cache_key(f"{pinned.name}@{pinned.digest}", fingerprint),
+            lambda: self.source.discover(pinned, credentials=store),
             ttl_for=self._evidence_ttl,
         )
         assessments: list[PolicyAssessment] = []
@@ -261,6 +301,11 @@ class Evaluator:
             return await loop.run_in_executor(self._verify_pool, verify)
 
         return await self.outcomes.get(key, load)
+
+
+def _cache_key(key: str, fingerprint: str | None) -> Hashable:
+    """``key`` alone for process-wide credentials, else ``(key, fingerprint)``."""
+    return key if fingerprint is None else (key, fingerprint)
 
 
 def _evidence_summary(

@@ -424,7 +424,7 @@ def test_deletion_timestamp_on_create_does_not_hide_images() -> None:
 def test_object_kind_disagreeing_with_request_kind_is_refused() -> None:
     raw = load("pod-create.json")
     raw["request"]["kind"]["kind"] = "ConfigMap"
-    with pytest.raises(AdmissionReviewError, match="request.object.kind is 'Pod'"):
+    with pytest.raises(AdmissionReviewError, match=r"request.object.kind is 'Pod'"):
         parse_admission_review(body(raw))
 
 

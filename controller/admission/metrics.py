@@ -238,7 +238,24 @@ class AdmissionMetrics:
         self.in_flight = Gauge(
             "reprogate_admission_in_flight", "Reviews being evaluated right now."
         )
-        for metric in (self.requests, self.errors, self.latency, self.in_flight):
+        self.events_emitted = Counter(
+            "reprogate_events_emitted_total",
+            "Kubernetes Events created for decisions, by reason (ReprogateDenied, ...).",
+            ("reason",),
+        )
+        self.events_dropped = Counter(
+            "reprogate_events_dropped_total",
+            "Kubernetes Events not created: queue_full (API server too slow) or api_error.",
+            ("cause",),
+        )
+        for metric in (
+            self.requests,
+            self.errors,
+            self.latency,
+            self.in_flight,
+            self.events_emitted,
+            self.events_dropped,
+        ):
             self.registry.register(metric)
 
     def render(self) -> str:

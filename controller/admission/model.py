@@ -36,6 +36,7 @@ class AdmissionRequest:
     dry_run: bool = False
     api_version: str = "admission.k8s.io/v1"  # the response must echo the request's version
     sub_resource: str = ""  # e.g. "ephemeralcontainers"
+    pull_secrets: tuple[str, ...] = ()  # the pod spec's imagePullSecrets names, in order
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,6 +23,8 @@ Rules enforced:
 - A missing or empty ``image`` is skipped (workload templates may leave it for higher-level
   tooling to fill in); an image that is not a string is malformed.
 - At most :data:`MAX_IMAGES` images per object.
+- ``imagePullSecrets`` names come from the same pod spec (``pull_secret_names``): a list of
+  ``{name}`` objects, at most :data:`MAX_PULL_SECRETS`, duplicates and empty names dropped.
 
 ``requests_from_manifest`` applies the same extraction to plain YAML manifests for
 ``reprogate check -f``.
@@ -41,16 +43,19 @@ from controller.admission.model import AdmissionRequest, ImageUse
 __all__ = [
     "MAX_IMAGES",
     "MAX_MANIFEST_CHARS",
+    "MAX_PULL_SECRETS",
     "SUPPORTED_API_VERSIONS",
     "AdmissionReviewError",
     "ManifestError",
     "images_in",
     "parse_admission_review",
+    "pull_secret_names",
     "requests_from_manifest",
 ]
 
 SUPPORTED_API_VERSIONS = ("admission.k8s.io/v1", "admission.k8s.io/v1beta1")
 MAX_IMAGES = 512
+MAX_PULL_SECRETS = 64
 MAX_MANIFEST_CHARS = 16 * 1024 * 1024
 _MAX_DOCUMENTS = 10_000
 
@@ -194,9 +199,20 @@ def images_in(
         if (group, kind, sub_resource) != ("", "Pod", "ephemeralcontainers"):
             return ()
         ephemeral_only = True
+    found = _pod_spec(obj, group, kind)
+    if found is None:
+        return ()
+    node, path = found
+    return _capped(_uses_in_pod_spec(node, path, ephemeral_only=ephemeral_only))
+
+
+def _pod_spec(
+    obj: Mapping[str, Any], group: str, kind: str
+) -> tuple[Mapping[str, Any], tuple[str, ...]] | None:
+    """The pod spec of a known workload kind and its path; None for other kinds."""
     path = _POD_SPEC_PATHS.get((group, kind))
     if path is None:
-        return ()
+        return None
     node: Any = obj
     for i, key in enumerate(path):
         if not isinstance(node, Mapping) or key not in node or node[key] is None:
@@ -204,7 +220,39 @@ def images_in(
         node = node[key]
     if not isinstance(node, Mapping):
         raise AdmissionReviewError(f"{kind} {_pointer(path)} must be an object")
-    return _capped(_uses_in_pod_spec(node, path, ephemeral_only=ephemeral_only))
+    return node, path
+
+
+def pull_secret_names(obj: Mapping[str, Any], group: str, kind: str) -> tuple[str, ...]:
+    """The ``imagePullSecrets`` names of ``obj``'s pod spec, in order, without duplicates.
+
+    Unknown kinds yield ``()``. Raises AdmissionReviewError on a malformed list.
+    """
+    found = _pod_spec(obj, group, kind)
+    if found is None:
+        return ()
+    spec, path = found
+    where = (*path, "imagePullSecrets")
+    value = spec.get("imagePullSecrets")
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        raise AdmissionReviewError(f"{_where(where)} must be a list, got {type(value).__name__}")
+    names: dict[str, None] = {}
+    for i, item in enumerate(value):
+        if not isinstance(item, Mapping):
+            raise AdmissionReviewError(f"{_where((*where, i))} must be an object {{name}}")
+        name = item.get("name")
+        if name is None or name == "":
+            continue  # kubelet ignores an empty reference too
+        if not isinstance(name, str):
+            raise AdmissionReviewError(f"{_where((*where, i, 'name'))} must be a string")
+        names[name] = None
+    if len(names) > MAX_PULL_SECRETS:
+        raise AdmissionReviewError(
+            f"object names {len(names)} image pull secrets; at most {MAX_PULL_SECRETS} are accepted"
+        )
+    return tuple(names)
 
 
 def _capped(uses: list[ImageUse]) -> tuple[ImageUse, ...]:
@@ -298,6 +346,7 @@ def parse_admission_review(body: bytes) -> AdmissionRequest:
 
     obj = req.get("object")
     images: tuple[ImageUse, ...] = ()
+    pull_secrets: tuple[str, ...] = ()
     if operation in _NO_IMAGE_OPERATIONS:
         # DELETE sends object: null (oldObject holds the victim); CONNECT sends options.
         obj = obj if isinstance(obj, dict) else {}
@@ -309,6 +358,8 @@ def parse_admission_review(body: bytes) -> AdmissionRequest:
                 f"request.object must be an object, got {type(obj).__name__}"
             )
         images = images_in(obj, group, kind, sub_resource=sub_resource, operation=operation)
+        if images:
+            pull_secrets = pull_secret_names(obj, group, kind)
 
     meta = _metadata(obj)
     namespace = _optional_str(req, "namespace", "request") or _meta_str(meta, "namespace")
@@ -330,6 +381,7 @@ def parse_admission_review(body: bytes) -> AdmissionRequest:
         dry_run=dry_run,
         api_version=api_version,
         sub_resource=sub_resource,
+        pull_secrets=pull_secrets,
     )
 
 
@@ -395,6 +447,7 @@ def requests_from_manifest(text: str, namespace: str) -> list[AdmissionRequest]:
             try:
                 meta = _metadata(obj)
                 images = images_in(obj, _group_of(api_version), kind)
+                secrets = pull_secret_names(obj, _group_of(api_version), kind) if images else ()
             except ManifestError:
                 raise
             except AdmissionReviewError as exc:
@@ -412,6 +465,7 @@ def requests_from_manifest(text: str, namespace: str) -> list[AdmissionRequest]:
                     object=obj,
                     images=images,
                     dry_run=True,
+                    pull_secrets=secrets,
                 )
             )
     except yaml.YAMLError as exc:

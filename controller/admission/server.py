@@ -9,6 +9,8 @@ Rules enforced:
   timeout or any exception the review is denied (fail closed) with "reprogate could not reach
   a decision within Ns: <what>", and a decision record is still written.
 - Exactly one decision record per parsed review; a failed record write is logged, not raised.
+- After the record, the decision goes to the EventSink (if any), which only enqueues: an
+  Event never delays or changes the answer, and its failure is logged, not raised.
 - ``/mutate`` answers with the evaluator's patch, or when it gives none, a patch pinning
   admitted tag-only images to their digests.
 - ``/healthz`` is 200 while the process serves; ``/readyz`` is 200 only when the evaluator is
@@ -25,7 +27,7 @@ import signal
 import ssl
 import time
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
@@ -35,6 +37,9 @@ from controller.admission.response import digest_pin_patch, review_response
 from controller.admission.review import AdmissionReviewError, parse_admission_review
 from controller.decisions.record import DecisionLog, record_from
 from controller.policy.verdict import ImageVerdict
+
+if TYPE_CHECKING:  # kubernetes is imported only when Events are enabled
+    from controller.decisions.events import EventSink
 
 __all__ = [
     "DEFAULT_MAX_BODY",
@@ -96,12 +101,18 @@ def build_app(
     decision_log: DecisionLog,
     deadline_seconds: float,
     max_body: int = DEFAULT_MAX_BODY,
+    events: EventSink | None = None,
+    metrics: AdmissionMetrics | None = None,
 ) -> web.Application:
-    """The webhook application; ``deadline_seconds`` bounds each review end to end."""
+    """The webhook application; ``deadline_seconds`` bounds each review end to end.
+
+    ``events`` receives every decision after its record is written (Kubernetes Events);
+    ``metrics`` lets the caller share one metrics object with it.
+    """
     if deadline_seconds <= 0:
         raise ValueError("deadline_seconds must be positive")
     app = web.Application(client_max_size=max_body)
-    metrics = AdmissionMetrics()
+    metrics = metrics if metrics is not None else AdmissionMetrics()
     app[METRICS_KEY] = metrics
     state: dict[str, Any] = {"draining": False, "tasks": set()}
     app[_STATE_KEY] = state
@@ -182,6 +193,11 @@ def build_app(
             decision_log.write(record_from(request, decision, latency * 1000))
         except Exception:
             log.exception("could not build the decision record for uid=%s", request.uid)
+        if events is not None:
+            try:
+                await events.emit(request, decision)
+            except Exception:
+                log.exception("could not hand the decision for uid=%s to Events", request.uid)
         log.info(
             "uid=%s %s %s %s/%s images=%d decision=%s latency_ms=%.1f",
             request.uid,
