@@ -126,7 +126,9 @@ class Evaluator:
         for use in request.images:
             first_use.setdefault(use.image, use)
         credentials = (
-            self.pull_secrets.for_request(request.namespace, request.pull_secrets)
+            self.pull_secrets.for_request(
+                request.namespace, request.pull_secrets, request.service_account
+            )
             if self.pull_secrets is not None
             else None
         )

@@ -78,10 +78,17 @@ NO_CREDENTIALS = RequestCredentials()
 class PendingCredentials:
     """One request's credentials, read on first use and shared by its images."""
 
-    def __init__(self, resolver: PullSecretResolver, namespace: str, names: Sequence[str]) -> None:
+    def __init__(
+        self,
+        resolver: PullSecretResolver,
+        namespace: str,
+        names: Sequence[str],
+        service_account: str = DEFAULT_SERVICE_ACCOUNT,
+    ) -> None:
         self._resolver = resolver
         self._namespace = namespace
         self._names = tuple(names)
+        self._service_account = service_account
         self._task: asyncio.Future[RequestCredentials] | None = None
 
     @property
@@ -93,7 +100,7 @@ class PendingCredentials:
         """The credentials (reading the secrets the first time); never raises."""
         if self._task is None:
             self._task = asyncio.ensure_future(
-                self._resolver.credentials(self._namespace, self._names)
+                self._resolver.credentials(self._namespace, self._names, self._service_account)
             )
         # shielded: one image hitting its deadline must not cancel the read for the others
         return await asyncio.shield(self._task)
@@ -128,17 +135,25 @@ class PullSecretResolver:
             ttl=ttl, negative_ttl=negative_ttl, max_entries=4096
         )
 
-    def for_request(self, namespace: str, names: Sequence[str]) -> PendingCredentials:
-        """Credentials for a request in ``namespace`` naming pull secrets ``names``."""
-        return PendingCredentials(self, namespace, names)
+    def for_request(
+        self, namespace: str, names: Sequence[str], service_account: str | None = None
+    ) -> PendingCredentials:
+        """Credentials for a request in ``namespace`` naming pull secrets ``names``, run as
+        ``service_account`` (default: the resolver's, normally ``default``)."""
+        return PendingCredentials(self, namespace, names, service_account or self._service_account)
 
-    async def credentials(self, namespace: str, names: Sequence[str]) -> RequestCredentials:
-        """Service account secrets, then the pod's (which win), merged; never raises."""
+    async def credentials(
+        self, namespace: str, names: Sequence[str], service_account: str | None = None
+    ) -> RequestCredentials:
+        """The pod's service account's secrets, then the pod's own (which win), merged; never
+        raises."""
         problems: list[str] = []
         pod_names = tuple(dict.fromkeys(names))[:MAX_SECRETS]
 
         async def account_stores() -> list[CredentialStore | None]:
-            account_names = await self._account_secrets(namespace, problems)
+            account_names = await self._account_secrets(
+                namespace, service_account or self._service_account, problems
+            )
             extra = [n for n in account_names if n not in pod_names][:MAX_SECRETS]
             return list(
                 await asyncio.gather(*(self._secret(namespace, n, problems) for n in extra))
@@ -156,9 +171,9 @@ class PullSecretResolver:
                 merged = merged.merged(store)
         return RequestCredentials(merged, tuple(problems))
 
-    async def _account_secrets(self, namespace: str, problems: list[str]) -> tuple[str, ...]:
-        name = self._service_account
-
+    async def _account_secrets(
+        self, namespace: str, name: str, problems: list[str]
+    ) -> tuple[str, ...]:
         async def load() -> tuple[str, ...]:
             async with asyncio.timeout(self._timeout):
                 account = await self._reader.read_service_account(namespace, name)

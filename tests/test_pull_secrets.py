@@ -183,6 +183,26 @@ def test_default_service_account_pull_secrets_apply_below_the_pods(
     _run(private, tls_files, state, scenario)
 
 
+def test_the_pods_own_service_account_secrets_apply(private: Private, tls_files: TlsFiles) -> None:
+    """Kubernetes API: the stand-in of tests/support/kube_api.py. kubelet pulls with the
+    secrets of the pod's serviceAccountName, not the namespace's default account."""
+    state = KubeApiStandIn(service_accounts={"team-e/builder": ["builder-regcred"]})
+    state.add_secret(_regcred(private, "team-e", "builder-regcred"))
+
+    async def scenario(evaluator: Evaluator, api: KubeApiStandIn) -> None:
+        obj = pod("web", private.image)
+        obj["spec"]["serviceAccountName"] = "builder"
+        decision = await _decide(evaluator, obj, "team-e")
+        assert decision.allowed, decision.message
+        assert api.reads_of("serviceaccounts", "team-e", "builder") == 1
+        assert api.reads_of("serviceaccounts", "team-e", "default") == 0
+        # the default account has no such secret: a pod running as it is refused
+        plain = await _decide(evaluator, pod("web", private.image), "team-e")
+        assert not plain.allowed
+
+    _run(private, tls_files, state, scenario)
+
+
 def test_forbidden_secret_proceeds_anonymously_and_says_why(
     private: Private, tls_files: TlsFiles
 ) -> None:

@@ -37,6 +37,7 @@ class AdmissionRequest:
     api_version: str = "admission.k8s.io/v1"  # the response must echo the request's version
     sub_resource: str = ""  # e.g. "ephemeralcontainers"
     pull_secrets: tuple[str, ...] = ()  # the pod spec's imagePullSecrets names, in order
+    service_account: str = "default"  # the pod's service account; kubelet uses its secrets too
 
 
 @dataclass(frozen=True, slots=True)

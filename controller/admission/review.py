@@ -51,6 +51,7 @@ __all__ = [
     "parse_admission_review",
     "pull_secret_names",
     "requests_from_manifest",
+    "service_account_name",
 ]
 
 SUPPORTED_API_VERSIONS = ("admission.k8s.io/v1", "admission.k8s.io/v1beta1")
@@ -223,6 +224,25 @@ def _pod_spec(
     return node, path
 
 
+def service_account_name(obj: Mapping[str, Any], group: str, kind: str) -> str:
+    """The pod spec's ``serviceAccountName`` (or deprecated ``serviceAccount``); ``default``.
+
+    kubelet also pulls with that service account's ``imagePullSecrets``.
+    """
+    found = _pod_spec(obj, group, kind)
+    if found is None:
+        return "default"
+    spec, path = found
+    for key in ("serviceAccountName", "serviceAccount"):
+        value = spec.get(key)
+        if value is None or value == "":
+            continue
+        if not isinstance(value, str):
+            raise AdmissionReviewError(f"{_where((*path, key))} must be a string")
+        return value
+    return "default"
+
+
 def pull_secret_names(obj: Mapping[str, Any], group: str, kind: str) -> tuple[str, ...]:
     """The ``imagePullSecrets`` names of ``obj``'s pod spec, in order, without duplicates.
 
@@ -347,6 +367,7 @@ def parse_admission_review(body: bytes) -> AdmissionRequest:
     obj = req.get("object")
     images: tuple[ImageUse, ...] = ()
     pull_secrets: tuple[str, ...] = ()
+    service_account = "default"
     if operation in _NO_IMAGE_OPERATIONS:
         # DELETE sends object: null (oldObject holds the victim); CONNECT sends options.
         obj = obj if isinstance(obj, dict) else {}
@@ -360,6 +381,7 @@ def parse_admission_review(body: bytes) -> AdmissionRequest:
         images = images_in(obj, group, kind, sub_resource=sub_resource, operation=operation)
         if images:
             pull_secrets = pull_secret_names(obj, group, kind)
+            service_account = service_account_name(obj, group, kind)
 
     meta = _metadata(obj)
     namespace = _optional_str(req, "namespace", "request") or _meta_str(meta, "namespace")
@@ -382,6 +404,7 @@ def parse_admission_review(body: bytes) -> AdmissionRequest:
         api_version=api_version,
         sub_resource=sub_resource,
         pull_secrets=pull_secrets,
+        service_account=service_account,
     )
 
 
@@ -448,6 +471,9 @@ def requests_from_manifest(text: str, namespace: str) -> list[AdmissionRequest]:
                 meta = _metadata(obj)
                 images = images_in(obj, _group_of(api_version), kind)
                 secrets = pull_secret_names(obj, _group_of(api_version), kind) if images else ()
+                account = (
+                    service_account_name(obj, _group_of(api_version), kind) if images else "default"
+                )
             except ManifestError:
                 raise
             except AdmissionReviewError as exc:
@@ -466,6 +492,7 @@ def requests_from_manifest(text: str, namespace: str) -> list[AdmissionRequest]:
                     images=images,
                     dry_run=True,
                     pull_secrets=secrets,
+                    service_account=account,
                 )
             )
     except yaml.YAMLError as exc:

@@ -216,7 +216,8 @@ class KubeApiStandIn:
 
     async def _get_account(self, request: web.Request) -> web.StreamResponse:
         ns, name = request.match_info["ns"], request.match_info["name"]
-        if name != "default":
+        # service_accounts keys: "ns" for the default account, "ns/name" for any other
+        if name != "default" and f"{ns}/{name}" not in self.service_accounts:
             return _status(
                 404,
                 "NotFound",
@@ -227,14 +228,16 @@ class KubeApiStandIn:
             "kind": "ServiceAccount",
             "apiVersion": "v1",
             "metadata": {
-                "name": "default",
+                "name": name,
                 "namespace": ns,
                 "uid": str(uuid.uuid5(uuid.NAMESPACE_URL, ns)),
                 "resourceVersion": "500",
                 "creationTimestamp": "2026-01-01T00:00:00Z",
             },
         }
-        names = self.service_accounts.get(ns)
+        names = self.service_accounts.get(f"{ns}/{name}") or (
+            self.service_accounts.get(ns) if name == "default" else None
+        )
         if names:
             account["imagePullSecrets"] = [{"name": n} for n in names]
         return web.json_response(account)
