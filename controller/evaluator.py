@@ -108,12 +108,26 @@ class Evaluator:
         """Policies and trust roots are loaded at construction."""
         return True
 
-    def cache_stats(self) -> dict[str, int]:
-        """Hit/miss counters across the caches, for records and metrics."""
-        caches = (self.digests, self.evidence, self.outcomes)
+    def cache_counters(self) -> dict[tuple[str, ...], float]:
+        """(cache, result) -> count since start, for ``reprogate_cache_requests_total``."""
+        out: dict[tuple[str, ...], float] = {}
+        for name, cache in (
+            ("digest", self.digests),
+            ("evidence", self.evidence),
+            ("verification", self.outcomes),
+        ):
+            out[(name, "hit")] = cache.stats.hits
+            out[(name, "coalesced")] = cache.stats.coalesced
+            out[(name, "miss")] = cache.stats.misses
+            out[(name, "failure")] = cache.stats.failures
+        return out
+
+    def cache_sizes(self) -> dict[tuple[str, ...], float]:
+        """cache -> entries held, for ``reprogate_cache_entries``."""
         return {
-            "hits": sum(c.stats.hits + c.stats.coalesced for c in caches),
-            "misses": sum(c.stats.misses for c in caches),
+            ("digest",): len(self.digests),
+            ("evidence",): len(self.evidence),
+            ("verification",): len(self.outcomes),
         }
 
     async def evaluate(self, request: AdmissionRequest, *, mutate: bool) -> ReviewDecision:

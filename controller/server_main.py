@@ -10,7 +10,7 @@ import logging
 import socket
 from typing import Any
 
-from controller.admission.metrics import AdmissionMetrics
+from controller.admission.metrics import AdmissionMetrics, Collected
 from controller.admission.server import build_app, run_server
 from controller.admission.tls import self_signed_certificate, server_ssl_context
 from controller.config import Settings
@@ -55,6 +55,25 @@ async def serve(settings: Settings, policy_set: PolicySet, roots: TrustRoots) ->
             log.warning("no --tls-cert given: serving a self-signed certificate")
         evaluator = Evaluator(
             settings, policy_set, RegistryEvidence(client), roots, pull_secrets=resolver
+        )
+        metrics.add_collected(
+            Collected(
+                "reprogate_cache_requests_total",
+                "Cache lookups by cache (digest, evidence, verification) and result "
+                "(hit, coalesced = waited on a load in flight, miss, failure).",
+                ("cache", "result"),
+                "counter",
+                evaluator.cache_counters,
+            )
+        )
+        metrics.add_collected(
+            Collected(
+                "reprogate_cache_entries",
+                "Entries held per cache.",
+                ("cache",),
+                "gauge",
+                evaluator.cache_sizes,
+            )
         )
         app = build_app(
             evaluator,

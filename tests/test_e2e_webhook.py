@@ -240,8 +240,19 @@ def test_registry_down_is_denied_within_deadline_naming_registry(
 def test_metrics_and_health(scene: Scene) -> None:
     assert scene.hook.get("/healthz")[0] == 200
     assert scene.hook.get("/readyz")[0] == 200
+    scene.hook.review(pod("metrics", scene.signed))
+    scene.hook.review(pod("metrics2", scene.signed))
     status, body = scene.hook.get("/metrics")
-    assert status == 200 and b"reprogate" in body
+    assert status == 200
+    text = body.decode()
+    assert 'reprogate_admission_requests_total{path="/validate",decision="allow"}' in text
+    hits = [
+        line
+        for line in text.splitlines()
+        if line.startswith('reprogate_cache_requests_total{cache="evidence",result="hit"}')
+    ]
+    assert hits and float(hits[0].split()[-1]) >= 1, text
+    assert 'reprogate_cache_entries{cache="verification"}' in text
 
 
 def test_decision_records_carry_no_object_body(scene: Scene) -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import re
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 __all__ = [
@@ -133,6 +133,28 @@ class Gauge(_Metric):
             items = [((), 0.0)]
         return [*self.header()] + [
             f"{self.name}{_labels(self.labelnames, k)} {_fmt(v)}" for k, v in items
+        ]
+
+
+class Collected(_Metric):
+    """Values read from their owner at scrape time (e.g. cache counters), not pushed."""
+
+    def __init__(
+        self,
+        name: str,
+        help_text: str,
+        labelnames: Sequence[str],
+        kind: str,
+        collect: Callable[[], Mapping[tuple[str, ...], float]],
+    ) -> None:
+        super().__init__(name, help_text, labelnames)
+        self.kind = kind
+        self._collect = collect
+
+    def render(self) -> list[str]:
+        items = sorted(self._collect().items())
+        return [*self.header()] + [
+            f"{self.name}{_labels(self.labelnames, self._key(k))} {_fmt(v)}" for k, v in items
         ]
 
 
@@ -257,6 +279,10 @@ class AdmissionMetrics:
             self.events_dropped,
         ):
             self.registry.register(metric)
+
+    def add_collected(self, metric: Collected) -> None:
+        """Register a metric whose values its owner reports at scrape time."""
+        self.registry.register(metric)
 
     def render(self) -> str:
         """Prometheus text exposition of every metric."""
