@@ -77,6 +77,15 @@ class Settings:
             raise ConfigError(f"{source}: port must be 1-65535, got {self.port}")
         if self.deadline_seconds <= 0 or self.deadline_seconds > 30:
             raise ConfigError(f"{source}: deadline_seconds must be in (0, 30]")
+        for name in ("evidence_ttl", "empty_evidence_ttl", "negative_ttl", "digest_ttl"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{source}: {name} must be >= 0 seconds")
+        if self.registry.request_timeout <= 0:
+            # aiohttp reads a timeout of 0 as "no timeout": one hung socket would then hold
+            # an image's single in-flight load, and every review of it would wait on it
+            raise ConfigError(f"{source}: request_timeout must be > 0 seconds")
+        if self.registry.max_manifest_bytes <= 0 or self.registry.max_blob_bytes <= 0:
+            raise ConfigError(f"{source}: max_manifest_bytes and max_blob_bytes must be > 0")
         if self.no_match not in ("allow", "deny"):
             raise ConfigError(f"{source}: no_match must be allow or deny, got {self.no_match!r}")
         if (self.tls_cert is None) != (self.tls_key is None):
@@ -162,7 +171,7 @@ def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
     for key, value in env.items():
         if key.startswith("REPROGATE_") and key != "REPROGATE_CONFIG":
             name = key[len("REPROGATE_") :].lower()
-            if name in known:
+            if name in known and name != "registry":
                 out[name] = value
     return out
 

@@ -21,7 +21,7 @@ import logging
 import weakref
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from controller.admission.model import AdmissionRequest, ImageUse, ReviewDecision
@@ -31,9 +31,10 @@ from controller.evidence.model import EvidenceSet
 from controller.evidence.source import EvidenceSource
 from controller.oci.errors import RegistryError
 from controller.oci.reference import ReferenceError, parse_image_ref
+from controller.policy.activation import CelObject
 from controller.policy.engine import ImageContext, PolicyAssessment, PolicyEngine
 from controller.policy.model import ImagePolicy, PolicySet
-from controller.policy.verdict import Evidence, ImageVerdict, PolicyResult
+from controller.policy.verdict import CheckResult, Evidence, ImageVerdict, PolicyResult, Verdict
 from controller.pull_secrets import NO_CREDENTIALS, PendingCredentials, PullSecretResolver
 from controller.verify.authority import Authority, KeyAuthority
 from controller.verify.evidence import verify_evidence
@@ -65,6 +66,7 @@ class _Stage:
     """What an image evaluation is doing, so a timeout can say what it was waiting for."""
 
     what: str = "starting"
+    waiting_on_registry: bool = False
 
 
 class Evaluator:
@@ -146,9 +148,12 @@ class Evaluator:
             if self.pull_secrets is not None
             else None
         )
+        cel_object = CelObject(request.object)  # converted once, only if a condition needs it
         decided = await asyncio.gather(
             *(
-                self.evaluate_image(first_use[image], request, credentials=credentials)
+                self.evaluate_image(
+                    first_use[image], request, credentials=credentials, cel_object=cel_object
+                )
                 for image in unique
             )
         )
@@ -192,6 +197,7 @@ class Evaluator:
         request: AdmissionRequest,
         *,
         credentials: PendingCredentials | None = None,
+        cel_object: CelObject | None = None,
     ) -> ImageVerdict:
         """The verdict for one image of a request; never raises.
 
@@ -207,7 +213,7 @@ class Evaluator:
             written=use.image,
             image=image,
             namespace=namespace,
-            object=request.object,
+            object=cel_object if cel_object is not None else CelObject(request.object),
             user=request.user,
             groups=request.groups,
             operation=request.operation,
@@ -219,10 +225,9 @@ class Evaluator:
             async with asyncio.timeout(self._budget()):
                 return await self._evaluate_pinned(ctx, policies, stage, credentials)
         except TimeoutError:
-            error = (
-                f"no decision within the {self._budget():g}s deadline while "
-                f"{stage.what}; the registry may be slow or unreachable"
-            )
+            error = f"no decision within the {self._budget():g}s deadline while {stage.what}"
+            if stage.waiting_on_registry:
+                error += "; the registry may be slow or unreachable"
         except RegistryError as exc:
             error = f"could not fetch evidence while {stage.what}: {exc.diagnostics()}"
             if exc.kind == "unauthorized" and credentials is not None:
@@ -243,12 +248,17 @@ class Evaluator:
         self, ctx: ImageContext, policies: Sequence[ImagePolicy], error: str
     ) -> ImageVerdict:
         modes = {p.mode for p in policies}
-        verdict = "deny" if "enforce" in modes else "warn"
-        results = tuple(PolicyResult(p.name, p.mode, False, ()) for p in policies)
-        if verdict == "deny":
+        if "enforce" in modes:
+            results = tuple(PolicyResult(p.name, p.mode, False, ()) for p in policies)
             return ImageVerdict(ctx.written, ctx.image.digest, "deny", results, error=error)
-        # only warn/audit policies: admit, but say what happened
-        return ImageVerdict(ctx.written, ctx.image.digest, "warn", results, error=None)
+        # Only warn/audit policies: admit, but every policy result carries the reason, so a
+        # warn policy warns with it and an audit record says why it would have denied.
+        results = tuple(
+            PolicyResult(p.name, p.mode, False, (CheckResult("evidence", False, error),))
+            for p in policies
+        )
+        verdict: Verdict = "warn" if "warn" in modes else "allow"
+        return ImageVerdict(ctx.written, ctx.image.digest, verdict, results)
 
     async def _evaluate_pinned(
         self,
@@ -267,15 +277,15 @@ class Evaluator:
         fingerprint = creds.fingerprint_for(image)
         if image.digest is None:
             stage.what = f"resolving tag {image.tag} on {image.registry}"
+            stage.waiting_on_registry = True
             digest = await self.digests.get(
                 _cache_key(str(image), fingerprint),
                 lambda: self.source.resolve(image, credentials=store),
             )
             image = image.with_digest(digest)
-            ctx = ImageContext(
-                ctx.written, image, ctx.namespace, ctx.object, ctx.user, ctx.groups, ctx.operation
-            )
+            ctx = replace(ctx, image=image)
         stage.what = f"fetching signatures and attestations from {image.registry}"
+        stage.waiting_on_registry = True
         pinned = image
         evidence = await self.evidence.get(
             _cache_key(f"{pinned.name}@{pinned.digest}", fingerprint),
@@ -286,6 +296,7 @@ class Evaluator:
         outcomes: list[VerificationOutcome] = []
         for policy in policies:
             stage.what = f"verifying evidence for policy {policy.name}"
+            stage.waiting_on_registry = False
             outcome = await self._outcome(evidence, policy)
             outcomes.append(outcome)
             assessments.append(self.engine.assess(ctx, policy, outcome))

@@ -32,7 +32,6 @@ from controller.admission.response import (
     cap_lines,
     denial_message,
     digest_pin_patch,
-    error_response,
     review_response,
     sanitize_warnings,
 )
@@ -581,16 +580,6 @@ def test_review_response_shapes() -> None:
     assert sanitize_warnings(["", "ok"]) == ["ok"]
 
 
-def test_error_response_fails_closed_briefly() -> None:
-    resp = error_response("u", "boom\nTraceback (most recent call last): ...", api_version="v")
-    assert resp["apiVersion"] == "v"
-    assert resp["response"] == {
-        "uid": "u",
-        "allowed": False,
-        "status": {"status": "Failure", "code": 500, "reason": "InternalError", "message": "boom"},
-    }
-
-
 def test_digest_pin_patch_only_pins_admitted_tag_only_images() -> None:
     pinned = "ghcr.io/a/b@sha256:" + "ab" * 32
     req = AdmissionRequest(
@@ -651,3 +640,14 @@ def test_unencodable_decision_fails_closed(cert: SelfSignedCertificate, tmp_path
             assert "patch" not in review["response"]
 
     run(scenario)
+
+
+def test_multi_line_denial_keeps_one_reason_per_line_and_caps_whole_reasons() -> None:
+    lines = [f"image r{i}: policy p: signatures: " + "x" * 300 for i in range(40)]
+    decision = ReviewDecision(allowed=False, message="\n".join(["denied:", *lines]))
+    message = review_response("u", decision)["response"]["status"]["message"]
+    out = message.split("\n")
+    assert out[0] == "denied:" and out[1] == lines[0]
+    assert out[-1].startswith("... and ") and out[-1].endswith(" more")
+    assert len(message) <= 4096
+    assert all(line in lines for line in out[1:-1])

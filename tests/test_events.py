@@ -161,7 +161,8 @@ def test_denial_creates_one_event_naming_the_workload(tls_files: TlsFiles, tmp_p
         assert event["metadata"]["namespace"] == "team-a"
         assert event["metadata"]["name"].startswith("web.")
         assert (event["reason"], event["type"]) == (REASON_DENIED, "Warning")
-        assert event["message"] == answer["status"]["message"]
+        header, *reasons = answer["status"]["message"].split("\n")
+        assert event["message"] == header + " " + "; ".join(reasons)
         assert "policy release: signatures" in event["message"]
         assert event["reportingComponent"] == "reprogate"
         assert event["reportingInstance"] == "reprogate-0"

@@ -15,6 +15,7 @@ from controller.config import Settings
 from controller.evaluator import Evaluator
 from controller.evidence.model import EvidenceSet
 from controller.evidence.source import OfflineEvidence
+from controller.oci.errors import RegistryError
 from controller.policy.loader import load_policy_documents
 from controller.verify.trustroot import TrustRoots
 from tests.support.cosign_sign import as_cosign_layer, public_pem, sign_image
@@ -164,7 +165,7 @@ def test_unmatched_image_is_not_evaluated() -> None:
 def test_many_copies_of_one_image_cost_one_evaluation(monkeypatch: object) -> None:
     """A pod with 300 containers of one image and a 2 MB object: one evaluation, one
     conversion of the object for CEL (the W1 denial-of-service report)."""
-    import controller.policy.engine as engine_module
+    import controller.policy.activation as engine_module
 
     conversions: list[int] = []
     real_to_cel = engine_module.to_cel
@@ -203,3 +204,57 @@ def test_many_copies_of_one_image_cost_one_evaluation(monkeypatch: object) -> No
     assert len(decision.images) == 300
     assert len({id(v) for v in decision.images}) == 1
     assert len(conversions) == 1
+
+
+class _DownRegistry:
+    """An evidence source whose registry cannot be reached (no network stand-in needed: the
+    evaluator only sees the classified RegistryError the real client raises)."""
+
+    async def resolve(self, image: object, credentials: object = None) -> str:
+        raise RegistryError("unreachable", "connection refused", "registry.example.com")
+
+    async def discover(self, image: object, credentials: object = None) -> EvidenceSet:
+        raise RegistryError("unreachable", "connection refused", "registry.example.com")
+
+
+def _decide_down(mode: str) -> ReviewDecision:
+    evaluator = Evaluator(
+        Settings(),
+        load_policy_documents(policy("p", mode=mode), "test.yaml"),
+        _DownRegistry(),
+        TrustRoots(),
+        clock=lambda: NOW,
+    )
+    request = AdmissionRequest(
+        uid="u",
+        kind="Pod",
+        namespace="prod",
+        name="p",
+        operation="CREATE",
+        user="bob",
+        groups=(),
+        object={},
+        images=(ImageUse(IMAGE, "c", "/spec/containers/0/image"),),
+    )
+    return asyncio.run(evaluator.evaluate(request, mutate=False))
+
+
+def test_registry_failure_under_enforce_denies_naming_the_registry() -> None:
+    d = _decide_down("enforce")
+    assert not d.allowed
+    assert "registry.example.com could not be reached" in d.message
+
+
+def test_registry_failure_under_warn_admits_with_the_reason_as_warning() -> None:
+    d = _decide_down("warn")
+    assert d.allowed and d.decision == "warn"
+    assert any("could not be reached" in w for w in d.warnings), d.warnings
+
+
+def test_registry_failure_under_audit_records_why_it_would_have_denied() -> None:
+    d = _decide_down("audit")
+    assert d.allowed and not d.warnings
+    (result,) = d.images[0].policies
+    assert result.result == "fail"
+    assert result.checks[0].check == "evidence"
+    assert "could not be reached" in result.checks[0].reason

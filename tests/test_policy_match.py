@@ -10,7 +10,6 @@ from controller.oci.reference import parse_image_ref
 from controller.policy.loader import load_policy_documents
 from controller.policy.match import (
     GlobError,
-    active_exception,
     exception_matches,
     glob_matches,
     glob_to_regex,
@@ -133,12 +132,21 @@ def test_exceptions() -> None:
     ns_only = PolicyException((), ("sandbox",), "anything goes in sandbox", None)
     assert exception_matches(ns_only, legacy, "sandbox")
 
-    text = (
-        "apiVersion: reprogate.dev/v1alpha1\nkind: ImagePolicy\nmetadata: {name: p}\nspec:\n"
-        "  exceptions:\n    - {images: ['ghcr.io/acme/legacy'], reason: r, "
-        "expires: '2026-12-31T00:00:00Z'}\n"
+
+def test_tag_globs_never_narrow_a_digest_pinned_reference() -> None:
+    """kubelet pulls the digest and ignores the tag: ``app:debug@sha256:...`` must not escape
+    a policy through ``excludeImages: [app:debug]`` or an exception for ``app:debug``."""
+    digest = "sha256:" + "c" * 64
+    pinned = parse_image_ref(f"reg.example/app:debug@{digest}")
+    tagged = parse_image_ref("reg.example/app:debug")
+    match = Match(images=("reg.example/**",), exclude_images=("reg.example/app:debug",))
+    assert image_matches(match, pinned, "ns")
+    assert not image_matches(match, tagged, "ns")
+    exc = PolicyException(("reg.example/app:debug",), (), "debug builds", None)
+    assert not exception_matches(exc, pinned, "ns")
+    assert exception_matches(exc, tagged, "ns")
+    # a digest glob still narrows a pinned reference, and a tag glob still selects it
+    assert exception_matches(
+        PolicyException((f"reg.example/app@{digest}",), (), "r", None), pinned, "ns"
     )
-    (policy,) = load_policy_documents(text).policies
-    before = datetime(2026, 12, 30, tzinfo=UTC)
-    assert active_exception(policy, legacy, "x", before) is policy.exceptions[0]
-    assert active_exception(policy, legacy, "x", expires) is None
+    assert image_matches(Match(images=("reg.example/app:debug",)), pinned, "ns")

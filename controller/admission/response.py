@@ -34,7 +34,6 @@ __all__ = [
     "cap_lines",
     "denial_message",
     "digest_pin_patch",
-    "error_response",
     "review_response",
     "sanitize_warnings",
 ]
@@ -113,14 +112,17 @@ def review_response(
     """
     response: dict[str, Any] = {"uid": uid, "allowed": decision.allowed}
     if not decision.allowed:
-        message = _clean(decision.message) if decision.message else ""
+        # one line per reason: clean each line on its own, so the newlines survive and the
+        # cap can drop whole reasons ("... and N more") instead of cutting one mid-sentence
+        lines = [_clean(line) for line in decision.message.split("\n") if line.strip()]
+        message = cap_lines(lines) if lines else ""
         if not message:
             message = denial_message(decision.images) or "denied by reprogate"
         response["status"] = {
             "status": "Failure",
             "code": 403,
             "reason": "Forbidden",
-            "message": cap_lines(message.split("\n")),
+            "message": message,
         }
     warnings = sanitize_warnings(decision.warnings)
     if warnings:
@@ -130,26 +132,6 @@ def review_response(
         response["patchType"] = "JSONPatch"
         response["patch"] = base64.b64encode(raw.encode()).decode("ascii")
     return _envelope(api_version, response)
-
-
-def error_response(
-    uid: str, message: str, *, api_version: str = "admission.k8s.io/v1"
-) -> dict[str, Any]:
-    """Fail closed: a denial with ``code 500, reason InternalError`` and a short message."""
-    first_line = _clean(message.split("\n", 1)[0])
-    return _envelope(
-        api_version,
-        {
-            "uid": uid,
-            "allowed": False,
-            "status": {
-                "status": "Failure",
-                "code": 500,
-                "reason": "InternalError",
-                "message": _truncate(first_line, MAX_MESSAGE_CHARS),
-            },
-        },
-    )
 
 
 def digest_pin_patch(

@@ -284,8 +284,17 @@ class _Throttled:
 
 
 def _one_line(text: str) -> str:
-    # as in the admission response: control characters (newlines too) become spaces
-    return "".join(c if c.isprintable() else " " for c in text)
+    # an Event message is shown in one table row: the response's lines joined with "; ",
+    # other control characters become spaces
+    out = ""
+    for line in (ln.strip() for ln in text.split("\n")):
+        if not line:
+            continue
+        line = "".join(c if c.isprintable() else " " for c in line)
+        if out:
+            out += " " if out.endswith(":") else "; "
+        out += line
+    return out
 
 
 def _cap_utf8(text: str, limit: int) -> str:

@@ -104,7 +104,9 @@ class AsyncTTLCache(Generic[V]):
                 self.stats.hits += 1
                 _count("hits")
                 if entry.error is not None:
-                    raise entry.error
+                    # the same exception object is raised to every hit: drop the traceback of
+                    # earlier raises, or it grows (and pins their frames) with every hit
+                    raise entry.error.with_traceback(None)
                 return entry.value  # type: ignore[return-value]
             del self._entries[key]
         task = self._inflight.get(key)

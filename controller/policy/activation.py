@@ -7,14 +7,37 @@ from datetime import datetime
 from typing import Any
 
 from controller.oci.reference import ImageRef
-from controller.policy.cel import CelActivation, image_variable
+from controller.policy.cel import CelActivation, image_variable, to_cel
 from controller.provenance.level import ProvenanceAssessment
 from controller.provenance.reproducibility import ReproducibilityAssessment
 from controller.provenance.slsa import Provenance
 from controller.provenance.vsa import VsaFacts
 from controller.verify.facts import SignerIdentity, VerificationOutcome, VerifiedStatement
 
-__all__ = ["build_activation", "provenance_value", "statement_value"]
+__all__ = ["CelObject", "build_activation", "provenance_value", "statement_value"]
+
+
+class CelObject:
+    """The admitted object, converted for CEL at most once per review and shared by all of
+    its images and policies (a 2 MB Deployment must not be converted per container)."""
+
+    def __init__(self, obj: Mapping[str, Any]) -> None:
+        self._obj = obj
+        self._value: Any = None
+        self._error: TypeError | None = None
+        self._done = False
+
+    def get(self) -> Any:
+        """The converted object; TypeError when it cannot be given to CEL."""
+        if not self._done:
+            try:
+                self._value = to_cel(self._obj)
+            except TypeError as exc:
+                self._error = exc
+            self._done = True
+        if self._error is not None:
+            raise TypeError(str(self._error))
+        return self._value
 
 
 def _signer(s: SignerIdentity) -> dict[str, Any]:

@@ -11,15 +11,15 @@ Rules:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
 
-from controller.oci.reference import ImageRef
-from controller.policy.activation import build_activation, statement_value
-from controller.policy.cel import CelActivation, ConditionError, evaluate, to_cel
+from controller.oci.reference import ImageRef, parse_image_ref
+from controller.policy.activation import CelObject, build_activation, statement_value
+from controller.policy.cel import CelActivation, ConditionError, evaluate
 from controller.policy.checks import AttestationCheck, SignatureCheck
+from controller.policy.match import exception_matches, policies_for
 from controller.policy.model import (
     AttestationRequirement,
     Condition,
@@ -114,9 +114,9 @@ class ImageContext:
     """What the engine knows about where an image is being admitted."""
 
     written: str  # the reference as written in the workload
-    image: ImageRef  # normalised and pinned to its digest
+    image: ImageRef  # normalised, and pinned to its digest once resolved
     namespace: str
-    object: Mapping[str, Any] = field(default_factory=dict)
+    object: CelObject = field(default_factory=lambda: CelObject({}))
     user: str = ""
     groups: tuple[str, ...] = ()
     operation: str = "CREATE"
@@ -135,13 +135,10 @@ class PolicyEngine:
         self.policy_set = policy_set
         self.no_match = no_match
         self._clock = clock
-        self._last_object: tuple[Mapping[str, Any], Any] | None = None
 
     def policies_for(self, image: ImageRef, namespace: str) -> list[ImagePolicy]:
         """The policies whose match selects this image in this namespace."""
-        from controller.policy.match import policies_for
-
-        return list(policies_for(self.policy_set, image, namespace))
+        return policies_for(self.policy_set, image, namespace)
 
     def evaluate(
         self, ctx: ImageContext, policy: ImagePolicy, outcome: VerificationOutcome
@@ -186,7 +183,7 @@ class PolicyEngine:
 
         if policy.conditions or any(r.conditions for r in policy.attestations):
             try:
-                obj = self._cel_object(ctx.object)
+                obj = ctx.object.get()
             except TypeError as exc:
                 for name in [c.name for c in policy.conditions] + [
                     r.name for r in policy.attestations if r.conditions
@@ -232,24 +229,16 @@ class PolicyEngine:
         )
         return PolicyAssessment(result, provenance, reproducibility, vsas)
 
-    def _cel_object(self, obj: Mapping[str, Any]) -> Any:
-        """``obj`` converted for CEL, once per request: every image of a review shares it."""
-        last = self._last_object
-        if last is not None and last[0] is obj:
-            return last[1]
-        converted = to_cel(obj)
-        self._last_object = (obj, converted)
-        return converted
-
     def _exception_for(
         self, ctx: ImageContext, exceptions: Sequence[PolicyException]
     ) -> tuple[str | None, str | None]:
-        from controller.policy.match import exception_matches
-
         now = self._clock()
         expired_note: str | None = None
+        # match the reference as written: a tag-only reference resolved by us keeps its tag
+        # semantics, a digest-pinned one is never waived by a tag glob
+        written = parse_image_ref(ctx.written)
         for exc in exceptions:
-            if not exception_matches(exc, ctx.image, ctx.namespace):
+            if not exception_matches(exc, written, ctx.namespace):
                 continue
             if exc.expires is not None and exc.expires <= now:
                 expired_note = (

@@ -21,7 +21,6 @@ Image globs match the normalised name ``registry/repository`` (``ImageRef.name``
 from __future__ import annotations
 
 import re
-from datetime import datetime
 from functools import lru_cache
 
 from controller.oci.reference import DOCKER_HUB, ImageRef
@@ -29,7 +28,6 @@ from controller.policy.model import ImagePolicy, Match, PolicyException, PolicyS
 
 __all__ = [
     "GlobError",
-    "active_exception",
     "exception_matches",
     "glob_matches",
     "glob_to_regex",
@@ -131,19 +129,27 @@ def normalise_image_glob(glob: str) -> str:
     return f"{first}/{rest}"
 
 
-def _image_subject(glob: str, image: ImageRef) -> str | None:
-    """What an image glob is compared with: name, name:tag or name@digest (None: no match)."""
+def _image_subject(glob: str, image: ImageRef, *, narrowing: bool) -> str | None:
+    """What an image glob is compared with: name, name:tag or name@digest (None: no match).
+
+    ``narrowing`` globs (excludeImages, exceptions) take something away from a policy: a tag
+    glob never matches a reference pinned to a digest, because kubelet pulls the digest and
+    ignores the tag (``app:debug@sha256:...`` must not escape through an exclusion of
+    ``app:debug``).
+    """
     if "@" in glob:
         return f"{image.name}@{image.digest}" if image.digest else None
     if ":" in glob[glob.rfind("/") + 1 :]:
+        if narrowing and image.digest:
+            return None
         return f"{image.name}:{image.tag}" if image.tag else None
     return image.name
 
 
-def _any_image_glob(globs: tuple[str, ...], image: ImageRef) -> bool:
+def _any_image_glob(globs: tuple[str, ...], image: ImageRef, *, narrowing: bool = False) -> bool:
     for g in globs:
         normalised = normalise_image_glob(g)
-        subject = _image_subject(normalised, image)
+        subject = _image_subject(normalised, image, narrowing=narrowing)
         if subject is not None and glob_matches(normalised, subject):
             return True
     return False
@@ -162,7 +168,7 @@ def image_matches(match: Match, image: ImageRef, namespace: str) -> bool:
     """
     return (
         _any_image_glob(match.images, image)
-        and not _any_image_glob(match.exclude_images, image)
+        and not _any_image_glob(match.exclude_images, image, narrowing=True)
         and namespace_matches(match.namespaces, namespace)
     )
 
@@ -178,22 +184,6 @@ def exception_matches(exc: PolicyException, image: ImageRef, namespace: str) -> 
     ``images`` and ``namespaces`` each match everything when empty (the loader refuses an
     exception with both empty).
     """
-    if exc.images and not _any_image_glob(exc.images, image):
+    if exc.images and not _any_image_glob(exc.images, image, narrowing=True):
         return False
     return namespace_matches(exc.namespaces, namespace)
-
-
-def active_exception(
-    policy: ImagePolicy, image: ImageRef, namespace: str, now: datetime
-) -> PolicyException | None:
-    """The first unexpired exception of ``policy`` covering ``image`` in ``namespace``.
-
-    An exception covers an image when its ``images`` (empty = all) and ``namespaces`` (empty =
-    all) both match; it stops applying at ``expires`` (``now`` must be timezone-aware).
-    """
-    for exc in policy.exceptions:
-        if exc.expires is not None and now >= exc.expires:
-            continue
-        if exception_matches(exc, image, namespace):
-            return exc
-    return None

@@ -60,10 +60,18 @@ class Webhook:
             return exc.code, exc.read()
 
     def review(
-        self, obj: dict[str, Any], *, namespace: str = "default", path: str = "/validate"
+        self,
+        obj: dict[str, Any],
+        *,
+        namespace: str = "default",
+        path: str = "/validate",
+        timeout: float = 30,
     ) -> dict[str, Any]:
-        """Send an AdmissionReview for ``obj``; the parsed ``response`` object."""
-        status, body = self.post(path, json.dumps(admission_review(obj, namespace)).encode())
+        """Send an AdmissionReview for ``obj``; the parsed ``response`` object. ``timeout``
+        plays the API server's webhook timeout: no answer by then is an error."""
+        status, body = self.post(
+            path, json.dumps(admission_review(obj, namespace)).encode(), timeout=timeout
+        )
         if status != 200:
             raise AssertionError(f"HTTP {status}: {body[:500]!r}")
         response: dict[str, Any] = json.loads(body)["response"]
