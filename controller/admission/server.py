@@ -82,7 +82,14 @@ def fail_closed_decision(
     request: AdmissionRequest, deadline_seconds: float, what: str
 ) -> ReviewDecision:
     """The denial used when no decision was reached; every image carries the reason."""
-    message = f"reprogate could not reach a decision within {deadline_seconds:g}s: {what}"
+    images = list(dict.fromkeys(u.image for u in request.images))
+    named = ", ".join(images[:3]) + (f" and {len(images) - 3} more" if len(images) > 3 else "")
+    message = f"reprogate could not reach a decision within {deadline_seconds:g}s: {what}" + (
+        f" (evaluating {named}); retry, and if it persists check reprogate's logs and the "
+        "registries it reads"
+        if images
+        else ""
+    )
     return ReviewDecision(
         allowed=False,
         message=message,
@@ -136,7 +143,9 @@ def build_app(
             )
         try:
             return task.result(), None
-        except Exception as exc:
+        except (Exception, asyncio.CancelledError) as exc:
+            # the task is done, so a CancelledError here is the evaluator's own (this handler
+            # was not cancelled): deny like any other failure, never answer HTTP 500
             log.exception("evaluation failed for uid=%s", request.uid)
             what = f"internal error ({type(exc).__name__})"
             return fail_closed_decision(request, deadline_seconds, what), "internal"
