@@ -79,7 +79,6 @@ def make_decision(decision: str = "deny", policy: str = "release-images") -> Rev
             source={"repository": "github.com/acme/web", "ref": "refs/tags/v1", "commit": "abc"},
             dependencies=({"uri": "git+https://github.com/acme/lib", "digest": "sha1:123"},),
             independent_builds=("builder-a",),
-            extra={"ignored": True},
         ),
     )
     unreachable = ImageVerdict(

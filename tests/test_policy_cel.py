@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -199,6 +200,30 @@ def test_statement_variable_for_attestation_conditions() -> None:
     act = _activation().with_statement({"predicate": {"packages": [1, 2]}})
     assert evaluate(c, act) is True
     assert evaluate(c, _activation().with_statement({"predicate": {"packages": []}})) is False
+
+
+def test_with_statement_converts_only_the_statement() -> None:
+    base = _activation()
+    first = base.with_statement({"predicate": {"packages": [1, 2]}})
+    second = first.with_statement({"predicate": {"packages": []}})
+    for derived in (first, second):
+        assert derived == replace(base, statement=derived.statement)
+        for name, value in base.cel_values.items():
+            if name != "statement":
+                assert derived.cel_values[name] is value  # reused, not converted again
+    assert first.cel_values["statement"] != second.cel_values["statement"]
+    assert base.cel_values["statement"] is None
+    c = compile_condition(
+        'size(statement.predicate.packages) > 1 && image.tag == "v1.2"',
+        variables=ATTESTATION_VARIABLES,
+    )
+    assert [evaluate(c, a) for a in (first, second)] == [True, False]
+    # a value CEL cannot take still fails the evaluation, not the derivation
+    bad = _activation(object={"x": object()}).with_statement({"predicate": {}})
+    with pytest.raises(ConditionError, match="bad input"):
+        evaluate(compile_condition("true"), bad)
+    with pytest.raises(ConditionError, match="bad input"):
+        evaluate(compile_condition("true"), base.with_statement({"x": b"bytes"}))
 
 
 def test_compiled_once_evaluated_many_times() -> None:

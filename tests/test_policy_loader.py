@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,7 @@ from typing import Any
 import pytest
 import yaml
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed25519, rsa
 
 from controller.policy import schema
 from controller.policy.loader import (
@@ -25,6 +26,8 @@ from controller.policy.loader import (
 )
 from controller.policy.model import PolicyError, PolicyLoadError
 from controller.verify.authority import KeyAuthority, KeylessAuthority
+from controller.verify.errors import EvidenceFormatError
+from controller.verify.keys import load_public_key
 
 ROOT = Path(__file__).resolve().parents[1]
 MALFORMED = Path(__file__).resolve().parent / "malformed_policies"
@@ -261,6 +264,52 @@ def test_ed25519_key_with_null_parameters_is_accepted_and_canonicalised() -> Non
     assert p.authorities[0].public_key_pem == canonical  # type: ignore[union-attr]
 
 
+def _spki_pem(key: Any) -> bytes:
+    return bytes(
+        key.public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+
+
+def _rsa_public_pem(bits: int) -> bytes:
+    # Only the modulus size matters to the loader; generating a 16400-bit key takes minutes.
+    modulus = (1 << (bits - 1)) | 1
+    return _spki_pem(rsa.RSAPublicNumbers(65537, modulus).public_key())
+
+
+@pytest.mark.parametrize(
+    ("make_pem", "message"),
+    [
+        (lambda: _rsa_public_pem(16400), "RSA 16400-bit keys are too large; use <= 16384"),
+        (lambda: _rsa_public_pem(1024), "RSA 1024-bit keys are too weak; use >= 2048"),
+        (
+            lambda: _spki_pem(dsa.generate_private_key(2048).public_key()),
+            "unsupported key type DSA; use ECDSA P-256/P-384/P-521, RSA or Ed25519",
+        ),
+        (
+            lambda: _spki_pem(ec.generate_private_key(ec.SECP256K1()).public_key()),
+            "ECDSA curve secp256k1 is not accepted",
+        ),
+    ],
+    ids=["rsa-16400", "rsa-1024", "dsa", "secp256k1"],
+)
+def test_keys_verification_cannot_use_are_refused_at_load(
+    make_pem: Callable[[], bytes], message: str
+) -> None:
+    pem = make_pem()
+    text = _policy(
+        "k", f"spec:\n  authorities:\n    - name: k\n      key:\n        pem: {_pem_block(pem, 10)}"
+    )
+    (err,) = _errors(text)
+    assert err.field == "spec.authorities[0].key.pem"
+    assert message in err.message
+    # the loader refuses exactly what verification refuses, with the same reason
+    with pytest.raises(EvidenceFormatError) as info:
+        load_public_key(pem)
+    assert str(info.value) == err.message
+
+
 def test_trust_root_reference_across_files(tmp_path: Path) -> None:
     (tmp_path / "a-policy.yaml").write_text(
         _policy(
@@ -310,7 +359,7 @@ def test_exception_expiry_with_offset_is_parsed() -> None:
 def test_conditions_are_compiled_once_at_load() -> None:
     text = _policy("c", "spec:\n  conditions:\n    - {name: t, expression: 'image.tag != \"x\"'}\n")
     (p,) = load_policy_documents(text).policies
-    assert p.conditions[0].program is not None
+    assert p.conditions[0].compiled is not None
     assert "image.tag" in p.conditions[0].message
 
 

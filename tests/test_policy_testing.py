@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import os
 import re
@@ -12,7 +13,11 @@ import pytest
 import yaml
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from controller import evaluator as evaluator_module
 from controller.cli import main
+from controller.evaluator import Evaluator
+from controller.evidence.model import EvidenceSet
+from controller.policy import testing
 from controller.policy.testing import (
     MAX_TEST_FILE_BYTES,
     PolicyTestError,
@@ -188,6 +193,86 @@ def test_each_test_file_sees_only_its_folder(tmp_path: Path) -> None:
     code, out = _run(tmp_path)
     assert code == 2
     assert "no policy named 'deny-all-b'" in out
+
+
+def test_one_evaluator_per_scope_and_each_scope_loaded_once(
+    policy_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    loads: list[Path] = []
+    real_load = testing._load_scope
+
+    def counting_load(directory: Path) -> Any:
+        loads.append(directory)
+        return real_load(directory)
+
+    built: list[Evaluator] = []
+
+    class CountingEvaluator(Evaluator):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            built.append(self)
+
+    monkeypatch.setattr(testing, "_load_scope", counting_load)
+    monkeypatch.setattr(evaluator_module, "Evaluator", CountingEvaluator)
+
+    def unsigned(name: str) -> dict[str, Any]:
+        return {"name": name, "image": IMAGE, "expect": {"verdict": "deny"}}
+
+    sub = policy_dir / "sub"
+    sub.mkdir()
+    (sub / "p.yaml").write_text(
+        "apiVersion: reprogate.dev/v1alpha1\nkind: ImagePolicy\nmetadata: {name: clock}\n"
+        "spec:\n  conditions:\n    - name: before-2027\n"
+        "      expression: 'now < timestamp(\"2027-01-01T00:00:00Z\")'\n"
+    )
+    # The same digest with and without evidence, and clocks either side of 2027, in one scope
+    # each: a case that saw an earlier case's evidence, verification or clock would fail.
+    (policy_dir / "p.test.yaml").write_text(
+        _tests(
+            unsigned("unsigned first"),
+            _signed_case(),
+            unsigned("unsigned again"),
+            _signed_case("signed again"),
+        )
+    )
+    (sub / "p.test.yaml").write_text(
+        _tests(
+            {"name": "late", "image": IMAGE, "now": "2027-06-01T00:00:00Z",
+             "expect": {"verdict": "deny"}},
+            {"name": "early", "image": IMAGE, "now": "2026-06-01T00:00:00Z",
+             "expect": {"verdict": "allow"}},
+            {"name": "late again", "image": IMAGE, "now": "2027-06-01T00:00:00Z",
+             "expect": {"verdict": "deny"}},
+        )
+    )  # fmt: skip
+    code, out = _run(policy_dir)
+    assert code == 0, out
+    assert out.strip().splitlines()[-1] == "7 passed, 0 failed"
+    assert sorted(loads) == sorted([policy_dir, sub])
+    assert len(built) == 2
+
+
+def test_a_load_still_running_from_an_earlier_case_is_never_joined(policy_dir: Path) -> None:
+    (policy_dir / "p.test.yaml").write_text(_tests(_signed_case()))
+    (case,) = load_test_file(policy_dir / "p.test.yaml").cases
+    policy_set, roots = testing._load_scope(policy_dir)
+
+    async def scenario() -> None:
+        runner = testing._ScopeRunner(policy_set, roots)
+        first = runner._evaluator
+        never: asyncio.Future[EvidenceSet] = asyncio.get_running_loop().create_future()
+        stuck = asyncio.ensure_future(first.evidence.get("left over", lambda: never))
+        await asyncio.sleep(0)  # let the load start
+        assert first.evidence.loading == 1
+        verdict = await runner.run(case)
+        assert verdict.verdict == "allow"
+        assert runner._evaluator is not first  # a fresh one, with nothing in flight
+        second = runner._evaluator
+        assert (await runner.run(case)).verdict == "allow"
+        assert runner._evaluator is second  # reused while nothing is left running
+        stuck.cancel()
+
+    asyncio.run(scenario())
 
 
 def test_cli_runs_tests(policy_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:

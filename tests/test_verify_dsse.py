@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
+from controller.verify.bundle import _statement_names_digest
 from controller.verify.dsse import (
     MAX_ENVELOPE_BYTES,
     decode_base64,
@@ -17,9 +18,16 @@ from controller.verify.dsse import (
     verify_envelope,
 )
 from controller.verify.errors import EvidenceFormatError, VerificationError
+from controller.verify.evidence import _verification_target
 from controller.verify.facts import SignerIdentity
 from controller.verify.keys import load_public_key
-from controller.verify.statement import require_subject_digest, statement_from_verified_payload
+from controller.verify.statement import (
+    INTOTO_PAYLOAD_TYPE,
+    names_digest,
+    require_subject_digest,
+    statement_from_verified_payload,
+    statement_subjects,
+)
 from tests.support.cosign_sign import attest, in_toto_statement, public_pem, sign_raw
 
 VECTORS = Path(__file__).resolve().parents[1].parent / "shared" / "vectors"
@@ -194,6 +202,50 @@ def test_malformed_statements_are_format_errors(mutate: object, message: str) ->
     mutate(doc)
     with pytest.raises(EvidenceFormatError, match=message):
         statement_from_verified_payload(json.dumps(doc).encode(), SIGNER, DIGEST, None, "src")
+
+
+@pytest.mark.parametrize(
+    "mutate",
+    [
+        lambda d: d.update(subject=[]),
+        lambda d: d.update(subject=[{"name": "x"}]),
+        lambda d: d.update(subject=[{"name": "x", "digest": {"sha256": "abc"}}]),
+        lambda d: d.update(subject="x"),
+    ],
+)
+def test_every_digest_check_reads_subjects_by_the_same_rules(mutate: object) -> None:
+    doc = json.loads(in_toto_statement([DIGEST]))
+    assert callable(mutate)
+    mutate(doc)
+    payload = json.dumps(doc).encode()
+    with pytest.raises(EvidenceFormatError) as statement_error:
+        statement_from_verified_payload(payload, SIGNER, DIGEST, None, "src")
+    with pytest.raises(EvidenceFormatError) as subjects_error:
+        statement_subjects(payload)
+    with pytest.raises(EvidenceFormatError) as bundle_error:
+        _statement_names_digest(INTOTO_PAYLOAD_TYPE, payload, bytes.fromhex("ab" * 32))
+    assert str(subjects_error.value) == str(statement_error.value) == str(bundle_error.value)
+    # a statement whose subjects cannot be read is verified against the image digest itself
+    assert _verification_target(payload, DIGEST) == DIGEST
+
+
+def test_names_digest_is_the_one_subject_check() -> None:
+    subjects = statement_subjects(in_toto_statement([OTHER, DIGEST]))
+    assert names_digest(subjects, DIGEST)
+    assert names_digest(subjects, DIGEST.replace("ab", "AB"))  # hex compared case-insensitively
+    assert not names_digest(subjects, "sha256:" + "ef" * 32)
+    assert not names_digest(subjects, "sha512:" + "ab" * 32)  # only the digest's algorithm
+    assert not names_digest(subjects, "ab" * 32) and not names_digest(subjects, "sha256:")
+    # the bundle check, the target choice and the statement binding give the same answers
+    _statement_names_digest(
+        INTOTO_PAYLOAD_TYPE, in_toto_statement([DIGEST]), bytes.fromhex("ab" * 32)
+    )
+    with pytest.raises(VerificationError, match="no in-toto subject has the artifact digest"):
+        _statement_names_digest(
+            INTOTO_PAYLOAD_TYPE, in_toto_statement([OTHER]), bytes.fromhex("ab" * 32)
+        )
+    assert _verification_target(in_toto_statement([OTHER, DIGEST]), DIGEST) == DIGEST
+    assert _verification_target(in_toto_statement([OTHER]), DIGEST) == OTHER
 
 
 def test_wrong_payload_type_and_bad_json_are_refused() -> None:

@@ -85,7 +85,7 @@ def test_key_id_is_sha256_of_der_spki() -> None:
 
 def test_small_rsa_keys_are_refused() -> None:
     private = rsa.generate_private_key(65537, 1024)
-    with pytest.raises(EvidenceFormatError, match="1024 bits"):
+    with pytest.raises(EvidenceFormatError, match="RSA 1024-bit keys are too weak"):
         load_public_key(public_pem(private))
 
 

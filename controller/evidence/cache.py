@@ -85,6 +85,11 @@ class AsyncTTLCache(Generic[V]):
         """Forget every cached outcome (in-flight loads finish normally)."""
         self._entries.clear()
 
+    @property
+    def loading(self) -> int:
+        """How many loads are in flight (a caller joining one gets its result)."""
+        return len(self._inflight)
+
     async def get(
         self,
         key: Hashable,

@@ -68,10 +68,6 @@ class ImageRef:
             raise ReferenceError(digest, "not a sha256/sha512 digest")
         return replace(self, digest=digest)
 
-    def with_tag(self, tag: str) -> ImageRef:
-        """Another tag in the same repository, unpinned (for cosign's ``.sig``/``.att`` tags)."""
-        return ImageRef(self.registry, self.repository, tag=tag, digest=None)
-
     def __str__(self) -> str:
         out = self.name
         if self.tag:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from functools import cached_property
 from typing import Any, Final
@@ -447,10 +447,16 @@ class CelActivation:
     )
     now: datetime = field(default_factory=lambda: datetime.now().astimezone())
     statement: Mapping[str, Any] | None = None
+    # The activation this one was made from by with_statement: everything but ``statement``
+    # is taken from its (once) converted values.
+    _base: CelActivation | None = field(default=None, init=False, repr=False, compare=False)
 
     @cached_property
     def cel_values(self) -> dict[str, Any]:
-        """The variables converted to CEL types, once per activation."""
+        """The variables converted to CEL types, once per activation (and only ``statement``
+        for one made by :meth:`with_statement`)."""
+        if self._base is not None:
+            return {**self._base.cel_values, "statement": to_cel(self.statement)}
         values = {
             "image": self.image,
             "signatures": self.signatures,
@@ -466,19 +472,11 @@ class CelActivation:
         return {k: to_cel(v) for k, v in values.items()}
 
     def with_statement(self, statement: Mapping[str, Any]) -> CelActivation:
-        """The same activation with ``statement`` set (for attestation conditions)."""
-        return CelActivation(
-            image=self.image,
-            signatures=self.signatures,
-            provenance=self.provenance,
-            attestations=self.attestations,
-            reproducibility=self.reproducibility,
-            object=self.object,
-            namespace=self.namespace,
-            request=self.request,
-            now=self.now,
-            statement=statement,
-        )
+        """The same activation with ``statement`` set (for attestation conditions); the other
+        variables are not converted again."""
+        derived = replace(self, statement=statement)
+        object.__setattr__(derived, "_base", self._base or self)
+        return derived
 
 
 def image_variable(

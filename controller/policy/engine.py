@@ -75,8 +75,10 @@ def _with_vsa_level(
 
 
 def _condition(check: str, cond: Condition, activation: CelActivation) -> CheckResult:
+    if cond.compiled is None:  # the loader compiles every condition; fail closed regardless
+        return CheckResult(check, False, "was never compiled; failing closed")
     try:
-        ok = evaluate(cond.program, activation)
+        ok = evaluate(cond.compiled, activation)
     except ConditionError as exc:
         return CheckResult(check, False, f"could not be evaluated ({exc}); failing closed")
     if ok:
@@ -139,12 +141,6 @@ class PolicyEngine:
     def policies_for(self, image: ImageRef, namespace: str) -> list[ImagePolicy]:
         """The policies whose match selects this image in this namespace."""
         return policies_for(self.policy_set, image, namespace)
-
-    def evaluate(
-        self, ctx: ImageContext, policy: ImagePolicy, outcome: VerificationOutcome
-    ) -> PolicyResult:
-        """All checks of ``policy`` against the facts verified with its authorities."""
-        return self.assess(ctx, policy, outcome).result
 
     def assess(
         self, ctx: ImageContext, policy: ImagePolicy, outcome: VerificationOutcome

@@ -18,8 +18,6 @@ A path naming a single file is always read.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import os
 import re
@@ -31,9 +29,6 @@ from typing import Any, Final
 from urllib.parse import urlsplit
 
 import yaml
-from cryptography.exceptions import UnsupportedAlgorithm
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 from controller.policy.cel import (
     ATTESTATION_VARIABLES,
@@ -62,6 +57,8 @@ from controller.policy.model import (
 from controller.policy.schema import KINDS, describe, join, validate
 from controller.policy.yamlstrict import StrictYamlLoader
 from controller.verify.authority import Authority, KeyAuthority, KeylessAuthority, TlogMode
+from controller.verify.errors import EvidenceFormatError
+from controller.verify.keys import load_public_key, public_key_pem
 
 __all__ = [
     "MAX_DOCUMENTS",
@@ -83,8 +80,6 @@ _SKIPPED_DIRS: Final = frozenset({"tests", "cases"})
 _RFC3339 = re.compile(
     r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:[Zz]|[+-]\d{2}:\d{2})$"
 )
-# Ed25519 SPKI with NULL AlgorithmIdentifier parameters (some tools emit it; RFC 8410 forbids)
-_ED25519_NULL_PARAMS_PREFIX = bytes.fromhex("302c300706032b65700500032100")
 
 # --- YAML ----------------------------------------------------------------------------------
 
@@ -203,7 +198,11 @@ def _unique(doc: _Doc, items: list[Any], path: str, what: str) -> None:
 
 
 def _public_key(pem: str) -> bytes:
-    """The key re-encoded as canonical PEM SPKI; ValueError with the reason otherwise."""
+    """The key re-encoded as canonical PEM SPKI; ValueError with the reason otherwise.
+
+    The key itself is checked by ``controller.verify.keys.load_public_key``, the loader
+    verification uses, so a policy loads only keys verification accepts.
+    """
     if "BEGIN CERTIFICATE" in pem:
         raise ValueError("is a certificate, not a public key (use keyless, or its public key)")
     if "PRIVATE KEY" in pem:
@@ -213,37 +212,10 @@ def _public_key(pem: str) -> bytes:
     except UnicodeEncodeError:
         raise ValueError("is not ASCII PEM") from None
     try:
-        key: Any = serialization.load_pem_public_key(data)
-    except (ValueError, UnsupportedAlgorithm) as exc:
-        key = _ed25519_null_params(pem)
-        if key is None:
-            raise ValueError(f"is not a PEM public key ({exc})") from None
-    if isinstance(key, ec.EllipticCurvePublicKey):
-        if key.curve.name not in ("secp256r1", "secp384r1", "secp521r1"):
-            raise ValueError(f"uses unsupported curve {key.curve.name}")
-    elif isinstance(key, rsa.RSAPublicKey):
-        if key.key_size < 2048:
-            raise ValueError(f"is a {key.key_size}-bit RSA key; at least 2048 bits required")
-    elif not isinstance(key, ed25519.Ed25519PublicKey):
-        raise ValueError(f"has unsupported key type {type(key).__name__}")
-    return bytes(
-        key.public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
-    )
-
-
-def _ed25519_null_params(pem: str) -> ed25519.Ed25519PublicKey | None:
-    m = re.search(r"-----BEGIN PUBLIC KEY-----(.*?)-----END PUBLIC KEY-----", pem, re.DOTALL)
-    if m is None:
-        return None
-    try:
-        der = base64.b64decode("".join(m.group(1).split()), validate=True)
-    except (binascii.Error, ValueError):
-        return None
-    if len(der) != 46 or not der.startswith(_ED25519_NULL_PARAMS_PREFIX):
-        return None
-    return ed25519.Ed25519PublicKey.from_public_bytes(der[14:])
+        key = load_public_key(data)
+    except EvidenceFormatError as exc:
+        raise ValueError(str(exc)) from None
+    return public_key_pem(key)
 
 
 def _issuer_ok(issuer: str) -> bool:
@@ -356,14 +328,14 @@ def _conditions(
         if name is None or expression is None:
             continue
         try:
-            program = compile_condition(
+            compiled = compile_condition(
                 expression, doc.where(f"{path}[{i}].expression"), variables=variables
             )
         except PolicyError as exc:
             doc.errors.append(exc)
             continue
         message = _str(raw, "message") or f"condition {expression!r} is not true"
-        out.append(Condition(name, expression, message, program))
+        out.append(Condition(name, expression, message, compiled))
     return tuple(out)
 
 

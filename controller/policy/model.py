@@ -7,9 +7,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 from controller.verify.authority import Authority
+
+if TYPE_CHECKING:
+    from controller.policy.cel import CompiledCondition
 
 __all__ = [
     "API_VERSION",
@@ -79,12 +82,12 @@ class SignatureRequirement:
 
 @dataclass(frozen=True)
 class Condition:
-    """A named CEL expression; ``program`` is the compiled form (opaque to the model)."""
+    """A named CEL expression and its compiled form (set by the loader)."""
 
     name: str
     expression: str
     message: str
-    program: Any = field(default=None, compare=False, repr=False)
+    compiled: CompiledCondition | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)

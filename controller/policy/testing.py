@@ -51,7 +51,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Final, Literal, TextIO
+from typing import TYPE_CHECKING, Any, Final, Literal, TextIO
 
 import yaml
 
@@ -59,11 +59,15 @@ from controller.admission.model import AdmissionRequest, ImageUse
 from controller.config import Settings
 from controller.evidence.model import BundleEvidence, CosignLayer, EvidenceSet, LinkEvidence
 from controller.evidence.source import OfflineEvidence
-from controller.oci.reference import ReferenceError, parse_image_ref
+from controller.oci.credentials import CredentialStore
+from controller.oci.reference import ImageRef, ReferenceError, parse_image_ref
 from controller.policy.model import API_VERSION, PolicyLoadError, PolicySet
 from controller.policy.verdict import ImageVerdict
 from controller.policy.yamlstrict import StrictYamlLoader
 from controller.verify.trustroot import TrustRoots
+
+if TYPE_CHECKING:
+    from controller.evaluator import Evaluator
 
 __all__ = [
     "CaseResult",
@@ -536,31 +540,68 @@ def _check_names(test: PolicyTestFile, policy_set: PolicySet) -> None:
                 )
 
 
+class _ScopeRunner:
+    """Runs the cases of one policy scope through one Evaluator (and its verification pool).
+
+    The Evaluator reads the clock and the evidence of the case being run from here, and its
+    caches are emptied before each case, so no case sees another's evidence, verification or
+    time. Should a load of an earlier case still be running (it outlived that case's
+    deadline), a case could join it: then the next case gets a new Evaluator instead.
+    """
+
+    def __init__(self, policy_set: PolicySet, roots: TrustRoots) -> None:
+        self._policy_set = policy_set
+        self._roots = roots
+        self._now = datetime.now(UTC)
+        self._evidence = OfflineEvidence({})
+        self._evaluator = self._new_evaluator()
+
+    def _new_evaluator(self) -> Evaluator:
+        from controller.evaluator import Evaluator
+
+        return Evaluator(Settings(), self._policy_set, self, self._roots, clock=self._clock)
+
+    def _clock(self) -> datetime:
+        return self._now
+
+    async def resolve(self, image: ImageRef, credentials: CredentialStore | None = None) -> str:
+        """Tag resolution as the current case's offline evidence does it (refused)."""
+        return await self._evidence.resolve(image, credentials)
+
+    async def discover(
+        self, image: ImageRef, credentials: CredentialStore | None = None
+    ) -> EvidenceSet:
+        """The current case's evidence."""
+        return await self._evidence.discover(image, credentials)
+
+    async def run(self, case: PolicyTestCase) -> ImageVerdict:
+        """Evaluate ``case`` as admission would, offline, with the case's clock."""
+        self._now = case.now or datetime.now(UTC)
+        self._evidence = OfflineEvidence({case.evidence.digest: case.evidence})
+        caches = (self._evaluator.digests, self._evaluator.evidence, self._evaluator.outcomes)
+        if any(cache.loading for cache in caches):
+            self._evaluator = self._new_evaluator()
+        else:
+            for cache in caches:
+                cache.clear()
+        request = AdmissionRequest(
+            uid=f"test-{case.name}",
+            kind=str(case.object.get("kind") or "Pod"),
+            namespace=case.namespace,
+            name=case.name,
+            operation=case.operation,
+            user=case.user,
+            groups=case.groups,
+            object=case.object,
+            images=(ImageUse(case.image, "test", "/spec/containers/0/image"),),
+        )
+        decision = await self._evaluator.evaluate(request, mutate=False)
+        return decision.images[0]
+
+
 async def run_case(case: PolicyTestCase, policy_set: PolicySet, roots: TrustRoots) -> ImageVerdict:
     """Evaluate ``case`` as admission would, offline, with the case's clock."""
-    from controller.evaluator import Evaluator
-
-    now = case.now or datetime.now(UTC)
-    evaluator = Evaluator(
-        Settings(),
-        policy_set,
-        OfflineEvidence({case.evidence.digest: case.evidence}),
-        roots,
-        clock=lambda: now,
-    )
-    request = AdmissionRequest(
-        uid=f"test-{case.name}",
-        kind=str(case.object.get("kind") or "Pod"),
-        namespace=case.namespace,
-        name=case.name,
-        operation=case.operation,
-        user=case.user,
-        groups=case.groups,
-        object=case.object,
-        images=(ImageUse(case.image, "test", "/spec/containers/0/image"),),
-    )
-    decision = await evaluator.evaluate(request, mutate=False)
-    return decision.images[0]
+    return await _ScopeRunner(policy_set, roots).run(case)
 
 
 def _failure_lines(verdict: ImageVerdict) -> list[tuple[str, str, str]]:
@@ -611,10 +652,13 @@ async def _run_all(
     out: TextIO,
 ) -> list[CaseResult]:
     results: list[CaseResult] = []
+    runners: dict[Path, _ScopeRunner] = {}
     for test in tests:
-        policy_set, roots = scopes[test.path.parent]
+        scope = test.path.parent
+        if scope not in runners:
+            runners[scope] = _ScopeRunner(*scopes[scope])
         for case in test.cases:
-            verdict = await run_case(case, policy_set, roots)
+            verdict = await runners[scope].run(case)
             result = CaseResult(case, verdict, check_case(case, verdict))
             results.append(result)
             if result.passed:
@@ -635,19 +679,31 @@ def run_policy_tests(directory: str | Path, out: TextIO) -> int:
         out.write(f"ERROR {target}: no such file or directory\n")
         return EXIT_MALFORMED
     errors: list[PolicyTestError] = []
+    scopes: dict[Path, tuple[PolicySet, TrustRoots]] = {}
+    unloadable: set[Path] = set()  # scopes whose load error is already listed
     if target.is_dir():
         try:
-            _load_scope(target)  # the whole directory must load as one policy set
+            # the whole directory must load as one policy set (and is the scope of its own
+            # top-level test files: loaded once for both)
+            scopes[target] = _load_scope(target)
         except PolicyTestError as exc:
             errors.append(exc)
+            unloadable.add(target)
     tests, file_errors = load_test_files(target)
     errors.extend(file_errors)
-    scopes: dict[Path, tuple[PolicySet, TrustRoots]] = {}
     for test in tests:
         scope = test.path.parent
+        if scope in unloadable:
+            continue
         try:
             if scope not in scopes:
                 scopes[scope] = _load_scope(scope)
+        except PolicyTestError as exc:
+            unloadable.add(scope)
+            if str(exc) not in {str(e) for e in errors}:
+                errors.append(exc)
+            continue
+        try:
             _check_names(test, scopes[scope][0])
         except PolicyTestError as exc:
             if str(exc) not in {str(e) for e in errors}:

@@ -6,7 +6,7 @@ The denial message is assembled from these reasons, never re-derived elsewhere.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Literal
 
 from controller.policy.model import Mode
 
@@ -58,7 +58,6 @@ class Evidence:
     source: dict[str, str | None] = field(default_factory=dict)  # repository, ref, commit
     dependencies: tuple[dict[str, str], ...] = ()  # {"uri","digest"}
     independent_builds: tuple[str, ...] = ()
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,6 +32,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from controller.verify.facts import SignerIdentity, Subject, VerifiedStatement
+from controller.verify.statement import names_digest
 
 __all__ = [
     "PROVENANCE_TYPES",
@@ -127,18 +128,6 @@ class Provenance:
 def is_provenance(predicate_type: str) -> bool:
     """True for the SLSA provenance predicate types this module parses."""
     return predicate_type in PROVENANCE_TYPES
-
-
-def names_digest(subjects: Sequence[Subject], image_digest: str) -> bool:
-    """True when a subject's digest for the algorithm of ``image_digest`` equals its hex."""
-    algorithm, sep, hex_value = image_digest.partition(":")
-    if not sep or not hex_value:
-        return False
-    hex_value = hex_value.lower()
-    return any(
-        isinstance(s.digest.get(algorithm), str) and s.digest[algorithm].lower() == hex_value
-        for s in subjects
-    )
 
 
 def parse_provenance(statement: VerifiedStatement) -> Provenance:

@@ -16,7 +16,8 @@ Rules enforced on both paths:
   "chain" of a bundle may not contain a root CA.
 - A verified time (SET-backed integrated time or RFC 3161 time) is required for certificates;
   the certificate must chain to a Fulcio CA, be valid at every verified time and carry a valid
-  SCT; its identity must satisfy the authority.
+  SCT; its identity must satisfy the authority. The identity is checked first, before any log,
+  timestamp or chain work, so evidence from another signer costs little (a filter only).
 - The log entry must be proven (SET and/or inclusion proof with checkpoint) and must record
   exactly this signature, signer and digest or payload; a certificate signer must be
   recorded as that certificate, not as its bare public key.
@@ -39,14 +40,10 @@ from typing import Any
 
 import rfc3161_client
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa, utils
-from cryptography.hazmat.primitives.serialization import (
-    Encoding,
-    PublicFormat,
-    load_pem_public_key,
-)
+from cryptography.hazmat.primitives.serialization import Encoding
 from pydantic import ValidationError
 from sigstore import errors as sigstore_errors
 from sigstore._internal.merkle import verify_merkle_inclusion
@@ -59,12 +56,13 @@ from sigstore.verify import Verifier
 from sigstore_models.bundle.v1 import Bundle as BundleModel
 from sigstore_models.common.v1 import HashAlgorithm
 
-from controller.verify import fulcio, tlog
+from controller.verify import fulcio, keys, tlog
 from controller.verify.authority import Authority, KeylessAuthority
 from controller.verify.clock import latest_acceptable, refuse_future
 from controller.verify.errors import EvidenceFormatError, VerificationError
 from controller.verify.facts import SignerIdentity
 from controller.verify.jsontext import load_json
+from controller.verify.statement import names_digest, statement_subjects
 from controller.verify.timestamp import parse_timestamp_response, verify_timestamp_response
 from controller.verify.trustroot import TrustMaterial
 
@@ -364,16 +362,8 @@ def _statement_names_digest(payload_type: str, payload: bytes, digest: bytes) ->
             f"DSSE payload type {payload_type!r} is not an in-toto statement, so it cannot "
             "name the artifact"
         )
-    statement = load_json(payload, "DSSE payload")
-    subjects = statement.get("subject") if isinstance(statement, dict) else None
-    if not isinstance(subjects, list):
-        raise EvidenceFormatError("in-toto statement has no subject list")
-    for subject in subjects:
-        if isinstance(subject, dict) and isinstance(subject.get("digest"), dict):
-            value = subject["digest"].get("sha256")
-            if isinstance(value, str) and value.lower() == digest.hex():
-                return
-    raise VerificationError(f"no in-toto subject has the artifact digest sha256:{digest.hex()}")
+    if not names_digest(statement_subjects(payload), f"sha256:{digest.hex()}"):
+        raise VerificationError(f"no in-toto subject has the artifact digest sha256:{digest.hex()}")
 
 
 def _artifact_digest(artifact: bytes | None, artifact_sha256: bytes | None) -> bytes | None:
@@ -438,6 +428,10 @@ def _verify_with_sigstore(
             now,
             "transparency log integrated time",
         )
+    # Cheap and local: a bundle from another identity is refused before sigstore-python's chain,
+    # log and timestamp work (which checks the identity again through the policy).
+    assert parsed.leaf is not None  # _use_sigstore_python chose this engine for certificates
+    fulcio.check_identity(parsed.leaf, authority)
     policy = _IdentityPolicy(authority)
     try:
         bundle = holder.sigstore_bundle
@@ -552,18 +546,6 @@ def _verified_times(
     return times
 
 
-def _load_key(
-    pem: bytes,
-) -> ec.EllipticCurvePublicKey | rsa.RSAPublicKey | ed25519.Ed25519PublicKey:
-    try:
-        key = load_pem_public_key(pem)
-    except (ValueError, UnsupportedAlgorithm) as exc:
-        raise EvidenceFormatError("verification key is not a PEM public key") from exc
-    if not isinstance(key, ec.EllipticCurvePublicKey | rsa.RSAPublicKey | ed25519.Ed25519PublicKey):
-        raise EvidenceFormatError("verification key type is not supported")
-    return key
-
-
 def _hash_for(key: ec.EllipticCurvePublicKey | rsa.RSAPublicKey) -> hashes.HashAlgorithm:
     if isinstance(key, ec.EllipticCurvePublicKey):
         if isinstance(key.curve, ec.SECP384R1):
@@ -612,16 +594,22 @@ def _verify_own(
     digest: bytes | None,
     now: datetime,
 ) -> BundleResult:
+    identity: SignerIdentity | None = None
+    if isinstance(authority, KeylessAuthority):
+        if parsed.leaf is None:
+            raise VerificationError(
+                "bundle is signed with a key, but the authority expects a certificate identity"
+            )
+        # Cheap and local: a bundle from another identity is refused before the log, timestamp
+        # and chain work below. Only a filter: acceptance still needs all of that.
+        identity = fulcio.check_identity(parsed.leaf, authority)
     rekor_entry: tlog.RekorEntry | None = None
     if parsed.entry is not None:
         rekor_entry = _prove_entry(raw, parsed, trust, now)
     times = _verified_times(parsed, rekor_entry, trust, now)
 
     if isinstance(authority, KeylessAuthority):
-        if parsed.leaf is None:
-            raise VerificationError(
-                "bundle is signed with a key, but the authority expects a certificate identity"
-            )
+        assert parsed.leaf is not None and identity is not None  # checked above
         if rekor_entry is None and authority.transparency_log == "required":
             raise VerificationError(
                 f"authority {authority.name!r} requires a transparency log entry; the bundle "
@@ -632,7 +620,7 @@ def _verify_own(
             raise VerificationError("bundle carries no verified time for its certificate")
         for verified_time in times:
             fulcio.verify_certificate(parsed.leaf, list(parsed.intermediates), trust, verified_time)
-        signer = fulcio.check_identity(parsed.leaf, authority)
+        signer = identity
         public_key = fulcio.certificate_key(parsed.leaf, "bundle certificate")
         signer_pem = parsed.leaf.public_bytes(Encoding.PEM)
     else:
@@ -644,12 +632,16 @@ def _verify_own(
             raise VerificationError(
                 "authority requires a transparency log entry; the bundle has none"
             )
-        public_key = _load_key(authority.public_key_pem)
-        spki = public_key.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+        try:
+            public_key = keys.load_public_key(authority.public_key_pem)
+        except EvidenceFormatError as exc:
+            raise EvidenceFormatError(
+                f"authority {authority.name!r} key is unusable: {exc}"
+            ) from exc
         signer = SignerIdentity(
-            authority=authority.name, kind="key", key_id=hashlib.sha256(spki).hexdigest()
+            authority=authority.name, kind="key", key_id=keys.key_id(public_key)
         )
-        signer_pem = public_key.public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo)
+        signer_pem = keys.public_key_pem(public_key)
     if not isinstance(
         public_key, ec.EllipticCurvePublicKey | rsa.RSAPublicKey | ed25519.Ed25519PublicKey
     ):

@@ -15,7 +15,9 @@ Fulcio certificate and chain, and an RFC 3161 timestamp. Rules enforced:
   timestamp. The certificate must chain to the trust root's Fulcio CA, be valid, and carry
   valid SCTs at every verified time; its identity must satisfy the authority; the signature
   verifies with its key; the log entry records this signature, payload and the certificate
-  itself (a bare public key in the entry is refused: the identity must be in the log).
+  itself (a bare public key in the entry is refused: the identity must be in the log). The
+  identity is checked right after the signature, before the chain, SCT, log and timestamp work,
+  so a layer from another signer costs little; that is a filter only, every rule still holds.
 - Binding to the image: a simple-signing payload's ``docker-manifest-digest`` and some in-toto
   subject's sha256 must equal the image digest.
 - Every failure is a :class:`VerificationError` naming what failed; nothing is returned unless
@@ -276,6 +278,9 @@ def _verify_keyless(
         verify_with(cert_key)
     except VerificationError as exc:
         raise VerificationError(f"{exc}, the layer's certificate key") from exc
+    # Also cheap: a layer from another identity is refused before the chain, SCT, log and
+    # timestamp work below. Only a filter: acceptance still needs all of that.
+    signer = check_identity(cert, authority)
     trust = trust_roots.get(authority.trust_root)
     times: list[tuple[str, datetime]] = []
     entry: RekorEntry | None = None
@@ -298,7 +303,6 @@ def _verify_keyless(
     untrusted = parse_chain(layer.chain_pem) if layer.chain_pem else []
     for label, when in times:
         _check_certificate_at(cert, untrusted, trust, when, label)
-    signer = check_identity(cert, authority)
     if entry is not None:
         try:
             check_entry(entry, layer.certificate_pem, True)

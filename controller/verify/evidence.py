@@ -27,17 +27,17 @@ Rules:
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from functools import partial
 from types import MappingProxyType
 from typing import Literal, TypeVar
 
-from controller.evidence.model import BundleEvidence, EvidenceSet
+from controller.evidence.model import BundleEvidence, CosignLayer, EvidenceSet
 from controller.verify.authority import Authority, KeyAuthority
 from controller.verify.bundle import ParsedBundle, parse_bundle, verify_bundle
 from controller.verify.cosign import verify_cosign_attestation, verify_cosign_signature
-from controller.verify.dsse import parse_envelope
+from controller.verify.dsse import Envelope, parse_envelope
 from controller.verify.errors import VerificationError
 from controller.verify.facts import (
     VerificationFailure,
@@ -45,12 +45,13 @@ from controller.verify.facts import (
     VerifiedSignature,
     VerifiedStatement,
 )
-from controller.verify.jsontext import load_json
 from controller.verify.link import VerifiedLink, verify_link
 from controller.verify.statement import (
+    names_digest,
     parse_sha256_digest,
     require_subject_digest,
     statement_from_verified_payload,
+    statement_subjects,
 )
 from controller.verify.trustroot import TrustRoots
 
@@ -92,73 +93,29 @@ def verify_evidence(
             if fact is not None:
                 signatures.append(fact)
     for layer in evidence.attestations:
-        # Parsed once for every authority: the envelope can be megabytes.
-        envelope = _attempt_all(
-            partial(parse_envelope, layer.payload),
+        for found in _verify_parsed(
             layer.source,
-            authorities,
+            partial(parse_envelope, layer.payload),
+            _envelope_payload,
+            partial(_verify_attestation, layer, trust_roots, now),
             "attestation",
-            failures,
-        )
-        if envelope is None:
-            continue
-        target = _verification_target(envelope.payload, digest)
-        for authority in authorities:
-            statement = _attempt(
-                partial(
-                    verify_cosign_attestation,
-                    layer,
-                    target,
-                    authority,
-                    trust_roots,
-                    now,
-                    envelope=envelope,
-                ),
-                layer.source,
-                authority.name,
-                "attestation",
-                failures,
-            )
-            if statement is not None:
-                _sort_statement(statement, digest, statements, foreign, failures, "attestation")
-    for bundle in evidence.bundles:
-        parsed = _attempt_all(
-            partial(parse_bundle, bundle.raw),
-            bundle.source,
             authorities,
-            "bundle",
+            digest,
             failures,
-        )
-        if parsed is None:
-            continue
-        target = _verification_target(parsed.dsse_payload, digest)
-        for authority in authorities:
-            bundle_fact = _attempt(
-                partial(_verify_bundle, bundle, parsed, target, authority, trust_roots, now),
-                bundle.source,
-                authority.name,
-                "bundle",
-                failures,
-            )
-            if bundle_fact is None:
-                continue
-            if isinstance(bundle_fact, VerifiedStatement) and target != digest:
-                _sort_statement(bundle_fact, digest, statements, foreign, failures, "bundle")
-                continue
-            if isinstance(bundle_fact, VerifiedSignature):
-                signatures.append(bundle_fact)
-            else:
-                statements.append(bundle_fact)
-                if bundle_fact.predicate_type == COSIGN_SIGN_PREDICATE:
-                    signatures.append(
-                        VerifiedSignature(
-                            image_digest=digest,
-                            signer=bundle_fact.signer,
-                            integrated_time=bundle_fact.integrated_time,
-                            source=bundle_fact.source,
-                            annotations=MappingProxyType({}),
-                        )
-                    )
+        ):
+            _file_fact(found, digest, "attestation", signatures, statements, foreign, failures)
+    for bundle in evidence.bundles:
+        for found in _verify_parsed(
+            bundle.source,
+            partial(parse_bundle, bundle.raw),
+            _bundle_payload,
+            partial(_verify_bundle, bundle, trust_roots, now),
+            "bundle",
+            authorities,
+            digest,
+            failures,
+        ):
+            _file_fact(found, digest, "bundle", signatures, statements, foreign, failures)
     links: list[VerifiedLink] = []
     for link in evidence.links:
         if not rebuilders:
@@ -234,6 +191,87 @@ def _attempt_all(
     return result
 
 
+# --- attestations and bundles ------------------------------------------------------------
+
+_P = TypeVar("_P")
+_Fact = VerifiedSignature | VerifiedStatement
+
+
+def _verify_parsed(
+    source: str,
+    parse: Callable[[], _P],
+    payload_of: Callable[[_P], bytes | None],
+    verify: Callable[[_P, str, Authority], _Fact],
+    kind: Literal["attestation", "bundle"],
+    authorities: Sequence[Authority],
+    digest: str,
+    failures: list[VerificationFailure],
+) -> Iterator[_Fact]:
+    """What one attestation or bundle proves, authority by authority: parsed once for all of
+    them (an envelope can be megabytes), verified against the digest its statement is about.
+
+    A generator, so the caller files each fact before the next authority's failures are
+    recorded (failures keep the order of evidence, then authority).
+    """
+    parsed = _attempt_all(parse, source, authorities, kind, failures)
+    if parsed is None:
+        return
+    target = _verification_target(payload_of(parsed), digest)
+    for authority in authorities:
+        fact = _attempt(
+            partial(verify, parsed, target, authority), source, authority.name, kind, failures
+        )
+        if fact is not None:
+            yield fact
+
+
+def _envelope_payload(envelope: Envelope) -> bytes:
+    return envelope.payload
+
+
+def _bundle_payload(parsed: ParsedBundle) -> bytes | None:
+    return parsed.dsse_payload
+
+
+def _verify_attestation(
+    layer: CosignLayer,
+    trust_roots: TrustRoots,
+    now: datetime,
+    envelope: Envelope,
+    target: str,
+    authority: Authority,
+) -> VerifiedStatement:
+    return verify_cosign_attestation(layer, target, authority, trust_roots, now, envelope=envelope)
+
+
+def _file_fact(
+    fact: _Fact,
+    digest: str,
+    kind: Literal["attestation", "bundle"],
+    signatures: list[VerifiedSignature],
+    statements: list[VerifiedStatement],
+    foreign: list[VerifiedStatement],
+    failures: list[VerificationFailure],
+) -> None:
+    """File a verified fact; a bundle statement of cosign's signing predicate about this image
+    also counts as a signature."""
+    if isinstance(fact, VerifiedSignature):
+        signatures.append(fact)
+        return
+    if not _sort_statement(fact, digest, statements, foreign, failures, kind):
+        return
+    if kind == "bundle" and fact.predicate_type == COSIGN_SIGN_PREDICATE:
+        signatures.append(
+            VerifiedSignature(
+                image_digest=digest,
+                signer=fact.signer,
+                integrated_time=fact.integrated_time,
+                source=fact.source,
+                annotations=MappingProxyType({}),
+            )
+        )
+
+
 # --- statements naming other digests -------------------------------------------------------
 
 # Bounds the unverified parse that only picks a verification target (the verifiers apply
@@ -248,16 +286,17 @@ def _sort_statement(
     foreign: list[VerifiedStatement],
     failures: list[VerificationFailure],
     kind: Literal["attestation", "bundle"],
-) -> None:
-    """File a verified statement: about this image, or foreign (and then also a failure, so
-    checks other than reproducibility explain it exactly as before)."""
+) -> bool:
+    """File a verified statement: about this image (True), or foreign (and then also a
+    failure, so checks other than reproducibility explain it exactly as before)."""
     try:
         require_subject_digest(fact, digest)
     except VerificationError as exc:
         foreign.append(fact)
         failures.append(VerificationFailure(fact.source, fact.signer.authority, str(exc), kind))
-        return
+        return False
     statements.append(fact)
+    return True
 
 
 def _verification_target(statement: bytes | None, digest: str) -> str:
@@ -267,34 +306,23 @@ def _verification_target(statement: bytes | None, digest: str) -> str:
     if statement is None or len(statement) > _MAX_PEEK_BYTES:
         return digest
     try:
-        wanted = parse_sha256_digest(digest)
-        doc = load_json(statement, "in-toto statement")
+        parse_sha256_digest(digest)
+        subjects = statement_subjects(statement)
     except VerificationError:
-        return digest
-    subjects = doc.get("subject") if isinstance(doc, dict) else None
-    if not isinstance(subjects, list):
-        return digest
-    named: list[str] = []
-    for subject in subjects:
-        digests = subject.get("digest") if isinstance(subject, dict) else None
-        value = digests.get("sha256") if isinstance(digests, dict) else None
-        if isinstance(value, str):
-            try:
-                named.append(parse_sha256_digest(f"sha256:{value}", "subject digest"))
-            except VerificationError:
-                return digest  # malformed: the normal path reports it
-    if not named or wanted in named:
+        return digest  # malformed: the normal path reports it
+    named = [s.digest["sha256"] for s in subjects if "sha256" in s.digest]
+    if not named or names_digest(subjects, digest):
         return digest
     return f"sha256:{named[0]}"
 
 
 def _verify_bundle(
     bundle: BundleEvidence,
+    trust_roots: TrustRoots,
+    now: datetime,
     parsed: ParsedBundle,
     digest: str,
     authority: Authority,
-    trust_roots: TrustRoots,
-    now: datetime,
 ) -> VerifiedSignature | VerifiedStatement:
     algo, _, hexpart = digest.partition(":")
     if algo != "sha256":

@@ -3,7 +3,7 @@
 Implements the key handling cosign and DSSE verifiers need (cosign signature spec, "Public
 keys"; DSSE protocol, "Signature verification") with these rules:
 
-- Keys are PEM SubjectPublicKeyInfo: ECDSA P-256/P-384/P-521, RSA of at least 2048 bits,
+- Keys are PEM SubjectPublicKeyInfo: ECDSA P-256/P-384/P-521, RSA of 2048 to 16384 bits,
   Ed25519. Anything else is refused with :class:`EvidenceFormatError`.
 - An Ed25519 SPKI carrying an explicit NULL algorithm parameter (as rebuilderd publishes) is
   accepted, but only in that one exact encoding; ``cryptography`` refuses it on its own.
@@ -71,7 +71,7 @@ def load_public_key(pem: bytes) -> PublicKey:
     except (ValueError, UnsupportedAlgorithm) as exc:
         ed = _ed25519_with_null_parameter(pem)
         if ed is None:
-            raise EvidenceFormatError(f"public key is not a valid PEM public key: {exc}") from exc
+            raise EvidenceFormatError(f"key is not a PEM public key ({exc})") from exc
         return ed
     return _check_allowed(key)
 
@@ -110,19 +110,25 @@ def _check_allowed(key: object) -> PublicKey:
     if isinstance(key, ec.EllipticCurvePublicKey):
         if key.curve.name not in _CURVE_HASH:
             raise EvidenceFormatError(
-                f"ECDSA curve {key.curve.name} is not accepted (use P-256, P-384 or P-521)"
+                f"ECDSA curve {key.curve.name} is not accepted; use P-256, P-384 or P-521"
             )
         return key
     if isinstance(key, rsa.RSAPublicKey):
-        if not MIN_RSA_BITS <= key.key_size <= MAX_RSA_BITS:
+        if key.key_size < MIN_RSA_BITS:
             raise EvidenceFormatError(
-                f"RSA key of {key.key_size} bits is not accepted "
-                f"(between {MIN_RSA_BITS} and {MAX_RSA_BITS})"
+                f"RSA {key.key_size}-bit keys are too weak; use >= {MIN_RSA_BITS}"
+            )
+        if key.key_size > MAX_RSA_BITS:
+            raise EvidenceFormatError(
+                f"RSA {key.key_size}-bit keys are too large; use <= {MAX_RSA_BITS}"
             )
         return key
     if isinstance(key, ed25519.Ed25519PublicKey):
         return key
-    raise EvidenceFormatError(f"{type(key).__name__} keys are not accepted")
+    kind = type(key).__name__.removesuffix("PublicKey") or type(key).__name__
+    raise EvidenceFormatError(
+        f"unsupported key type {kind}; use ECDSA P-256/P-384/P-521, RSA or Ed25519"
+    )
 
 
 def ensure_supported(key: object) -> PublicKey:

@@ -14,13 +14,17 @@ in DSSE with payloadType ``application/vnd.in-toto+json``. Rules enforced:
   string, and its ``sha256`` (when present) is 64 hex characters (normalised to lowercase).
 - :func:`statement_from_verified_payload` is the package's entry point: parse, then require a
   subject naming the image.
-- :func:`require_subject_digest` binds a statement to an image: some subject's sha256 must
-  equal the image's digest.
+- :func:`names_digest` is the one test of "does a subject name this digest" (the algorithm of
+  the digest, hex compared case-insensitively); :func:`require_subject_digest` binds a
+  statement to an image with it (some subject's sha256 must equal the image's digest), and
+  :func:`statement_subjects` reads the subjects of payload bytes by the same rules, for
+  callers that hold only the payload.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -31,9 +35,11 @@ from controller.verify.jsontext import load_json
 __all__ = [
     "INTOTO_PAYLOAD_TYPE",
     "STATEMENT_TYPES",
+    "names_digest",
     "parse_sha256_digest",
     "require_subject_digest",
     "statement_from_verified_payload",
+    "statement_subjects",
 ]
 
 INTOTO_PAYLOAD_TYPE = "application/vnd.in-toto+json"
@@ -70,9 +76,7 @@ def _verified_statement(
         raise EvidenceFormatError(
             f"DSSE payloadType is {payload_type!r}, not the in-toto {INTOTO_PAYLOAD_TYPE!r}"
         )
-    doc: Any = load_json(payload, "in-toto statement")
-    if not isinstance(doc, dict):
-        raise EvidenceFormatError("in-toto statement is not a JSON object")
+    doc = _statement_object(payload)
     statement_type = doc.get("_type")
     if statement_type not in STATEMENT_TYPES:
         raise EvidenceFormatError(
@@ -115,6 +119,23 @@ def statement_from_verified_payload(
     return statement
 
 
+def _statement_object(payload: bytes) -> dict[str, Any]:
+    doc: Any = load_json(payload, "in-toto statement")
+    if not isinstance(doc, dict):
+        raise EvidenceFormatError("in-toto statement is not a JSON object")
+    return doc
+
+
+def statement_subjects(payload: bytes) -> tuple[Subject, ...]:
+    """The subjects of the in-toto statement in ``payload``, checked as a verified statement's
+    are; :class:`EvidenceFormatError` when malformed.
+
+    Reads only the subject list and proves nothing: use it to check or pick the digest a
+    statement is about, never in place of :func:`statement_from_verified_payload`.
+    """
+    return _parse_subjects(_statement_object(payload).get("subject"))
+
+
 def _parse_subjects(raw: object) -> tuple[Subject, ...]:
     if not isinstance(raw, list) or not raw:
         raise EvidenceFormatError("in-toto statement has no subjects")
@@ -149,12 +170,25 @@ def _parse_subjects(raw: object) -> tuple[Subject, ...]:
     return tuple(subjects)
 
 
+def names_digest(subjects: Sequence[Subject], digest: str) -> bool:
+    """True when a subject's digest for the algorithm of ``digest`` (``algorithm:hex``) equals
+    its hex, compared case-insensitively; False for a digest without both parts."""
+    algorithm, sep, hex_value = digest.partition(":")
+    if not sep or not hex_value:
+        return False
+    hex_value = hex_value.lower()
+    return any(
+        isinstance(s.digest.get(algorithm), str) and s.digest[algorithm].lower() == hex_value
+        for s in subjects
+    )
+
+
 def require_subject_digest(statement: VerifiedStatement, image_digest: str) -> None:
     """Raise :class:`VerificationError` unless some subject's sha256 equals ``image_digest``."""
     wanted = parse_sha256_digest(image_digest)
-    named = [s.digest["sha256"] for s in statement.subjects if "sha256" in s.digest]
-    if wanted in named:
+    if names_digest(statement.subjects, f"sha256:{wanted}"):
         return
+    named = [s.digest["sha256"] for s in statement.subjects if "sha256" in s.digest]
     if not named:
         raise VerificationError(
             f"statement subjects carry no sha256 digest, so none is the image {image_digest}"
