@@ -300,7 +300,7 @@ def test_rebuild_with_another_digest_is_a_reproducibility_failure(
     assert mismatch["result"] == "fail"
     reason = mismatch["reason"]
     assert reason.startswith(
-        f"rebuilder {builds.beta.builder_id} (signed by key beta-key) produced "
+        f"trusted builder {builds.beta.builder_id} (signed by key beta-key) produced "
         f"{builds.rebuild_digest}, but the image is {builds.digests['rebuild-differs']}"
     ), reason
     # the foreign statement never became provenance of this image

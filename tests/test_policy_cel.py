@@ -143,7 +143,7 @@ def test_extension_functions(expression: str, expected: bool) -> None:
         ('[1, 2].join(",") == ""', "every list element must be a string"),
         ('"a".trim(1) == ""', "wrong number of arguments"),
         ("image.nosuchfield", "no such member"),
-        ('image.tag + 1 == ""', "no matching overload"),
+        ('image.tag + 1 == ""', "operator + cannot be applied to string and int"),
         ("1 / 0 == 1", "divide by zero"),
     ],
 )
@@ -254,3 +254,25 @@ def test_image_variable() -> None:
         "digest": DIGEST,
         "pinned": True,
     }
+
+
+def test_join_accepts_strings_built_inside_the_list() -> None:
+    cond = compile_condition('["a" + "b", "c"].join(",") == "ab,c"', Where("t.yaml", 1, "c"))
+    assert evaluate(cond, _activation()) is True
+
+
+@pytest.mark.parametrize(
+    "expression, message",
+    [
+        ('1 + "a" == 2', "operator + cannot be applied to int and string"),
+        ("provenance.level >= 3", "null does not support field selection"),
+        ('int("x") == 1', "invalid literal for int() with base 10: 'x'"),
+    ],
+)
+def test_evaluation_errors_speak_cel_not_python(expression: str, message: str) -> None:
+    cond = compile_condition(expression, Where("t.yaml", 1, "c"))
+    activation = CelActivation(image={"tag": "x"}, provenance=None)
+    with pytest.raises(ConditionError) as info:
+        evaluate(cond, activation)
+    assert message in str(info.value)
+    assert "celpy" not in str(info.value) and "Token(" not in str(info.value)

@@ -112,7 +112,8 @@ def build_activation(
         prov = provenance_value(provenance.provenance, provenance.level)
     repro: dict[str, Any] = {
         "independentBuilds": len(reproducibility.independent_builds) if reproducibility else 0,
-        "builders": list(reproducibility.independent_builds) if reproducibility else [],
+        "builders": list(reproducibility.builder_ids) if reproducibility else [],
+        "builds": list(reproducibility.independent_builds) if reproducibility else [],
         "reproduced": bool(reproducibility and reproducibility.passed)
         or bool(vsas and vsas.reproduced),
         "mismatches": list(reproducibility.mismatches) if reproducibility else [],

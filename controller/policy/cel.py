@@ -99,7 +99,8 @@ class Where:
 
 def _need(value: Any, kind: type, fn: str, what: str) -> None:
     if not isinstance(value, kind):
-        raise TypeError(f"{fn}: {what} must be a {kind.__name__.removesuffix('Type').lower()}")
+        name = "string" if kind is str else kind.__name__.removesuffix("Type").lower()
+        raise TypeError(f"{fn}: {what} must be a {name}")
 
 
 def _ext_split(s: Any, sep: Any, limit: Any = None) -> ct.ListType:
@@ -138,7 +139,8 @@ def _ext_join(items: Any, sep: Any = None) -> ct.StringType:
     if sep is not None:
         _need(sep, ct.StringType, "join", "separator")
     for item in items:
-        _need(item, ct.StringType, "join", "every list element")
+        # str, not only StringType: a string built with "+" inside the list is a plain str
+        _need(item, str, "join", "every list element")
     return ct.StringType(("" if sep is None else str(sep)).join(str(i) for i in items))
 
 
@@ -501,12 +503,29 @@ def image_variable(
 _ACTIVATION_NOISE = re.compile(r"\s*\(in activation .*\Z", re.DOTALL)
 
 
+_CEL_TYPE = re.compile(r"<class 'celpy\.celtypes\.(\w+?)Type'>")
+_OPERATORS = {
+    "addition_add": "+", "addition_sub": "-", "multiplication_mul": "*",
+    "multiplication_div": "/", "multiplication_mod": "%", "relation_lt": "<",
+    "relation_le": "<=", "relation_gt": ">", "relation_ge": ">=", "relation_in": "in",
+}  # fmt: skip
+
+
 def _error_text(exc: BaseException) -> str:
+    """cel-python's error, in CEL's words rather than Python's."""
     text = str(exc.args[0]) if exc.args else type(exc).__name__
     text = _ACTIVATION_NOISE.sub("", text)
     cause = exc.args[2] if len(exc.args) > 2 else None
     if text in ("return error for overflow", "no such overload") and cause:
-        text = f"{text}: {', '.join(str(c) for c in cause)}"
+        text = f"{', '.join(str(c) for c in cause)}"
+    op = re.search(r"Token\('RULE', '(\w+)'\)", text)
+    if op:
+        types = _CEL_TYPE.findall(text)
+        symbol = _OPERATORS.get(op.group(1), op.group(1))
+        text = f"operator {symbol} cannot be applied to {' and '.join(t.lower() for t in types)}"
+    text = text.replace("None with type: '<class 'NoneType'>'", "null")
+    text = _CEL_TYPE.sub(lambda m: m.group(1).lower(), text)
+    text = re.sub(r"StringType\(('.*?')\)", r"\1", text)
     return text[:500]
 
 

@@ -77,8 +77,16 @@ class SignatureCheck:
                 f"signed by {len(signed)} of the required {req.threshold} ({_names(signed)})",
             )
         missing = [a for a in req.authorities if a not in matched]
+        # a signature that verified for some authority already counts: listing how it failed
+        # for the others would hide the evidence that is really missing
+        counted = {sig.source for sig in outcome.signatures}
         why = summarise_failures(
-            [f for f in outcome.failures if f.kind in ("signature", "bundle")], missing
+            [
+                f
+                for f in outcome.failures
+                if f.kind in ("signature", "bundle") and f.source not in counted
+            ],
+            missing,
         )
         found = f"signed by {len(signed)} ({_names(signed)})" if signed else "no valid signature"
         reason = (

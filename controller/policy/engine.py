@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from controller.oci.reference import ImageRef, parse_image_ref
 from controller.policy.activation import CelObject, build_activation, statement_value
 from controller.policy.cel import CelActivation, ConditionError, evaluate
-from controller.policy.checks import AttestationCheck, SignatureCheck
+from controller.policy.checks import AttestationCheck, SignatureCheck, summarise_failures
 from controller.policy.match import exception_matches, policies_for
 from controller.policy.model import (
     AttestationRequirement,
@@ -52,6 +52,29 @@ class PolicyAssessment:
     provenance: ProvenanceAssessment
     reproducibility: ReproducibilityAssessment | None
     vsas: VsaFacts
+
+
+def _explain_missing_provenance(
+    checks: Sequence[CheckResult], outcome: VerificationOutcome
+) -> list[CheckResult]:
+    """When no provenance counted, say which attestations were found but did not verify."""
+    out = list(checks)
+    for i, c in enumerate(out):
+        if c.check == "provenance.present" and not c.passed:
+            counted = {s.source for s in outcome.statements}
+            why = summarise_failures(
+                [
+                    f
+                    for f in outcome.failures
+                    if f.kind in ("attestation", "bundle") and f.source not in counted
+                ],
+                (),
+            )
+            if why:
+                out[i] = CheckResult(
+                    c.check, False, f"{c.reason}. Evidence that did not verify: {why}"
+                )
+    return out
 
 
 def _with_vsa_level(
@@ -158,7 +181,11 @@ class PolicyEngine:
         )
         vsas = assess_vsa(outcome.statements, str(ctx.image), digest, verifiers)
         if policy.provenance is not None:
-            checks.extend(_with_vsa_level(provenance.checks, vsas, prov_req.min_level))
+            checks.extend(
+                _explain_missing_provenance(
+                    _with_vsa_level(provenance.checks, vsas, prov_req.min_level), outcome
+                )
+            )
 
         reproducibility = None
         if policy.reproducibility is not None:

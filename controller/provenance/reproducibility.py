@@ -60,6 +60,7 @@ class ReproducibilityAssessment:
     mismatches: tuple[str, ...]
     checks: tuple[CheckResult, ...]
     satisfied_by: str = ""  # "builds", "vsa" or "claim" when the count check passed
+    builder_ids: tuple[str, ...] = ()  # the builder ids (or "rebuilder <name>") counted
 
     @property
     def passed(self) -> bool:
@@ -119,7 +120,7 @@ def assess_reproducibility(
             )
         )
         mismatches.append(
-            f"rebuilder {prov.builder_id} (signed by {_signer_text(prov, builder)}) produced "
+            f"trusted builder {prov.builder_id} (signed by {_signer_text(prov, builder)}) produced "
             f"{named or 'no digest'}, but the image is {image_digest} (provenance: {prov.origin})"
         )
     for link in links:
@@ -165,6 +166,7 @@ def assess_reproducibility(
             satisfied_by = "claim"
     return ReproducibilityAssessment(
         independent_builds=tuple(b.description for b in counted),
+        builder_ids=tuple(b.builder for b in counted),
         mismatches=tuple(mismatches),
         checks=tuple(checks),
         satisfied_by=satisfied_by,
@@ -175,7 +177,11 @@ def _signer_text(prov: Provenance, builder: TrustedBuilder) -> str:
     signer = prov.signer
     if signer.kind == "keyless":
         return f"{signer.subject} from issuer {signer.issuer}"
-    return f"key {builder.signer.name}"
+    name = builder.signer.name
+    if name.startswith("builder["):
+        # an inline signer: the user wrote a key under this builder, not a name
+        return f"the key of trusted builder {builder.id} ({(signer.key_id or '')[:16]})"
+    return f"key {name}"
 
 
 def _independent(builds: Sequence[IndependentBuild]) -> list[IndependentBuild]:
