@@ -4,7 +4,9 @@ Storage formats read (all UNVERIFIED; ``controller.verify`` decides what they pr
 - cosign's legacy tags ``sha256-<hex>.sig`` / ``sha256-<hex>.att`` in the image's repository,
   one layer per signature, evidence in layer annotations (cosign "Signature Specification").
 - OCI 1.1 referrers (``GET /v2/<name>/referrers/<digest>``) whose artifactType is a Sigstore
-  bundle media type; the bundle is the referrer manifest's first layer.
+  bundle media type; the bundle is the referrer manifest's first layer. Referrers of
+  artifactType ``application/vnd.in-toto.link+json`` carry rebuilders' in-toto links the same
+  way (reprogate's convention; rebuilderd publishes links, not OCI artifacts).
 - The referrers tag schema (``sha256-<hex>`` holding an image index of referrer descriptors)
   for registries without the referrers API (OCI distribution spec, "Referrers Tag Schema").
 
@@ -36,10 +38,12 @@ from controller.evidence.model import (
     ANN_CHAIN,
     ANN_RFC3161,
     ANN_SIGNATURE,
+    IN_TOTO_LINK_ARTIFACT_TYPE,
     SIGSTORE_BUNDLE_PREFIX,
     BundleEvidence,
     CosignLayer,
     EvidenceSet,
+    LinkEvidence,
 )
 from controller.oci.client import RegistryClient
 from controller.oci.errors import RegistryError, RegistryErrorKind
@@ -84,7 +88,8 @@ class _Planned:
     descriptor: Descriptor
     cap: int
     source: str
-    layer: CosignLayer | None  # cosign layer awaiting its payload; None for a bundle
+    layer: CosignLayer | None  # cosign layer awaiting its payload; None for a referrer
+    link: bool = False  # a referrer holding an in-toto link rather than a Sigstore bundle
 
 
 class _Problems:
@@ -131,7 +136,7 @@ async def discover_evidence(
     )
     candidates = (
         [_Planned(d, limits.max_signature_bytes, s, lay) for d, s, lay in sig_layers]
-        + [_Planned(d, blob_cap, s, None) for d, s in bundle_layers]
+        + [_Planned(d, blob_cap, s, None, link) for d, s, link in bundle_layers]
         + [_Planned(d, blob_cap, s, lay) for d, s, lay in att_layers]
     )
     planned = _plan(candidates, limits.max_total_bytes, problems)
@@ -144,8 +149,12 @@ async def discover_evidence(
     signatures: list[CosignLayer] = []
     attestations: list[CosignLayer] = []
     bundles: list[BundleEvidence] = []
+    links: list[LinkEvidence] = []
     for item, blob in zip(planned, blobs, strict=True):
         if blob is None:
+            continue
+        if item.link:
+            links.append(LinkEvidence(blob, item.source))
             continue
         if item.layer is None:
             bundles.append(BundleEvidence(blob, item.descriptor.media_type, item.source))
@@ -157,6 +166,7 @@ async def discover_evidence(
         signatures=tuple(signatures),
         attestations=tuple(attestations),
         bundles=tuple(bundles),
+        links=tuple(links),
         problems=tuple(problems.items),
     )
 
@@ -269,8 +279,9 @@ async def _bundle_layers(
     digest: str,
     limits: DiscoveryLimits,
     problems: _Problems,
-) -> list[tuple[Descriptor, str]]:
-    """The bundle layer of every Sigstore bundle referrer, and where it came from."""
+) -> list[tuple[Descriptor, str, bool]]:
+    """The layer of every Sigstore bundle or in-toto link referrer, where it came from, and
+    whether it is a link."""
     referrers = await problems.guard(
         f"{image.name} referrers of {digest}", client.get_referrers(image, digest)
     )
@@ -280,10 +291,15 @@ async def _bundle_layers(
         index = await problems.guard(f"{image.name}:{tag}", client.get_manifest(image, tag))
         referrers = list(index.manifests) if index is not None and index.is_index else []
         via = "referrers tag"
-    bundles = [d for d in referrers if (d.artifact_type or "").startswith(SIGSTORE_BUNDLE_PREFIX)]
+    bundles = [
+        d
+        for d in referrers
+        if (d.artifact_type or "").startswith(SIGSTORE_BUNDLE_PREFIX)
+        or d.artifact_type == IN_TOTO_LINK_ARTIFACT_TYPE
+    ]
     wanted = bundles[: limits.max_referrers]
     if len(bundles) > limits.max_referrers:
-        problems.add(f"{len(bundles)} bundle referrers found; only {limits.max_referrers} read")
+        problems.add(f"{len(bundles)} evidence referrers found; only {limits.max_referrers} read")
 
     async def referrer(desc: Descriptor) -> Manifest:
         manifest = await client.get_manifest(image, desc.digest)
@@ -294,15 +310,16 @@ async def _bundle_layers(
     manifests: list[Manifest | None] = await asyncio.gather(
         *(problems.guard(f"referrer {d.digest} ({via})", referrer(d)) for d in wanted)
     )
-    out: list[tuple[Descriptor, str]] = []
+    out: list[tuple[Descriptor, str, bool]] = []
     for desc, manifest in zip(wanted, manifests, strict=True):
         if manifest is None:
             continue  # guard recorded why
         if not manifest.layers:
-            problems.add(f"referrer {desc.digest} ({via}) has no bundle layer")
+            problems.add(f"referrer {desc.digest} ({via}) has no layer")
             continue
         if manifest.subject is not None and manifest.subject.digest != digest:
             problems.add(f"referrer {desc.digest} ({via}) is attached to another digest")
             continue
-        out.append((manifest.layers[0], f"{image.name}@{manifest.digest} ({via})"))
+        link = desc.artifact_type == IN_TOTO_LINK_ARTIFACT_TYPE
+        out.append((manifest.layers[0], f"{image.name}@{manifest.digest} ({via})", link))
     return out

@@ -21,6 +21,9 @@ ANN_RFC3161 = "dev.sigstore.cosign/rfc3161timestamp"
 SIMPLE_SIGNING_MEDIA_TYPE = "application/vnd.dev.cosign.simplesigning.v1+json"
 DSSE_MEDIA_TYPE = "application/vnd.dsse.envelope.v1+json"
 SIGSTORE_BUNDLE_PREFIX = "application/vnd.dev.sigstore.bundle"
+# reprogate's convention for rebuilders' in-toto v0.9 link metadata (the rebuilderd format)
+# attached to an image: an OCI referrer of this artifactType whose first layer is the link
+IN_TOTO_LINK_ARTIFACT_TYPE = "application/vnd.in-toto.link+json"
 
 
 @dataclass(frozen=True, slots=True)
