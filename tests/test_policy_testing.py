@@ -248,7 +248,7 @@ def test_one_evaluator_per_scope_and_each_scope_loaded_once(
     code, out = _run(policy_dir)
     assert code == 0, out
     assert out.strip().splitlines()[-1] == "7 passed, 0 failed"
-    assert sorted(loads) == sorted([policy_dir, sub])
+    assert loads == [policy_dir]  # the directory loads once; scopes are cut from it
     assert len(built) == 2
 
 
@@ -491,3 +491,44 @@ def test_docs_exception_example_passes_against_the_docs_policy(tmp_path: Path) -
     code, out = _run(tmp_path)
     assert code == 0, out
     assert "2 passed, 0 failed" in out
+
+
+def test_a_trust_root_above_a_folder_is_visible_to_its_tests(policy_dir: Path) -> None:
+    """A library shares one private TrustRoot at its top; each folder's tests see it."""
+    from tests.support.sigstore_pki import TestSigstore
+
+    root_json = TestSigstore(name="corp", with_tsa=False).trusted_root_json().decode()
+    indented = "\n".join("    " + line for line in root_json.splitlines())
+    (policy_dir / "trustroot.yaml").write_text(
+        "apiVersion: reprogate.dev/v1alpha1\nkind: TrustRoot\nmetadata: {name: corp}\n"
+        f"spec:\n  trustedRootJSON: |\n{indented}\n"
+    )
+    sub = policy_dir / "keyless"
+    sub.mkdir()
+    (sub / "p.yaml").write_text(
+        "apiVersion: reprogate.dev/v1alpha1\nkind: ImagePolicy\nmetadata: {name: corp-ci}\n"
+        "spec:\n  authorities:\n    - name: ci\n      keyless:\n"
+        "        issuer: https://oidc.corp.example\n        subject: ci@corp.example\n"
+        "        trustRoot: corp\n"
+    )
+    (sub / "p.test.yaml").write_text(
+        _tests({"name": "unsigned", "image": IMAGE, "expect": {"verdict": "deny"}})
+    )
+    code, out = _run(sub.parent)
+    assert code == 0, out
+    assert "keyless/p.test.yaml::unsigned" in out
+
+
+def test_every_bad_case_of_a_file_is_reported_in_one_run(policy_dir: Path) -> None:
+    (policy_dir / "bad.test.yaml").write_text(
+        _tests(
+            {"name": "a", "image": "nginx", "expect": {"verdict": "deny"}},
+            {"name": "b", "image": IMAGE, "expect": {"verdict": "maybe"}},
+            {"name": "c", "image": IMAGE, "bogus": 1, "expect": {"verdict": "deny"}},
+        )
+    )
+    code, out = _run(policy_dir)
+    assert code == 2
+    errors = [line for line in out.splitlines() if line.startswith("ERROR ")]
+    assert len(errors) == 3, out
+    assert out.strip().splitlines()[-1] == "3 errors; no case was run"

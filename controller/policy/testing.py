@@ -30,9 +30,9 @@ test file), optional request context and clock, and what reprogate must decide::
             policies: {release-images: pass}  # pass | fail | excepted | unmatched
 
 Rules:
-- A test file is evaluated against the policies (and TrustRoots) loaded from the directory
-  that holds it, recursively, exactly as ``--policies <that directory>`` would load them; DIR
-  itself must also load as one policy set (duplicate names across folders are errors).
+- DIR loads once, as one policy set (duplicate names across folders are errors). A test file
+  is evaluated against the policies of the directory that holds it and its subdirectories,
+  and every TrustRoot of DIR (so a library can share one private root at its top).
 - Evidence paths are relative to the test file and must stay inside DIR after resolving
   ``..`` and symbolic links; absolute paths outside DIR are refused too.
 - Malformed test files (bad YAML, unknown or missing field, wrong type, unpinned image,
@@ -112,6 +112,10 @@ _LAYER_OPTIONAL: Final = ("signature", "certificate", "chain", "rekorBundle", "t
 class PolicyTestError(ValueError):
     """A malformed test file or case: ``str()`` reads ``FILE case N 'NAME': FIELD: MESSAGE``."""
 
+    def all(self) -> list[PolicyTestError]:
+        """Every problem this error stands for (one, or several for a whole file)."""
+        return [self]
+
     def __init__(self, file: str, where: str, field: str, message: str) -> None:
         self.file = file
         self.where = where  # "case 3 'unsigned'", "document 1" or ""
@@ -119,6 +123,19 @@ class PolicyTestError(ValueError):
         self.message = message
         location = f"{file} {where}".rstrip()
         super().__init__(f"{location}: {field}: {message}" if field else f"{location}: {message}")
+
+
+class PolicyTestErrors(PolicyTestError):
+    """Every problem found in one test file, reported together."""
+
+    def __init__(self, errors: list[PolicyTestError]) -> None:
+        first = errors[0]
+        super().__init__(first.file, first.where, first.field, first.message)
+        self.errors = errors
+
+    def all(self) -> list[PolicyTestError]:
+        """Each problem, in file order."""
+        return list(self.errors)
 
 
 @dataclass(frozen=True)
@@ -448,6 +465,7 @@ def load_test_file(file: str | Path, root: str | Path | None = None) -> PolicyTe
     path = Path(file)
     base = Path(root if root is not None else path.parent).resolve()
     cases: list[PolicyTestCase] = []
+    problems: list[PolicyTestError] = []
     for index, doc in _documents(path):
         at = _Where(str(path), f"document {index}")
         data = _mapping(at, doc, "")
@@ -462,13 +480,19 @@ def load_test_file(file: str | Path, root: str | Path | None = None) -> PolicyTe
             raise at.error("spec.cases", "must be a non-empty list of cases")
         if len(cases) + len(raw_cases) > MAX_CASES:
             raise at.error("spec.cases", f"more than {MAX_CASES} cases in one file")
-        cases.extend(_case(path, i, c, base) for i, c in enumerate(raw_cases))
+        for i, raw in enumerate(raw_cases):
+            try:
+                cases.append(_case(path, i, raw, base))
+            except PolicyTestError as exc:
+                problems.append(exc)  # keep going: report every bad case in one run
     names = [c.name for c in cases]
     for i, name in enumerate(names):
         if name in names[:i]:
-            raise PolicyTestError(
-                str(path), f"case {i + 1} {name!r}", "name", "duplicate case name"
+            problems.append(
+                PolicyTestError(str(path), f"case {i + 1} {name!r}", "name", "duplicate case name")
             )
+    if problems:
+        raise PolicyTestErrors(problems) if len(problems) > 1 else problems[0]
     return PolicyTestFile(path, tuple(cases))
 
 
@@ -499,7 +523,7 @@ def load_test_files(
         try:
             files.append(load_test_file(path, root))
         except PolicyTestError as exc:
-            errors.append(exc)
+            errors.extend(exc.all())
     return files, errors
 
 
@@ -523,6 +547,21 @@ def _load_scope(directory: Path) -> tuple[PolicySet, TrustRoots]:
         except VerificationError as exc:
             raise PolicyTestError(doc.source, "", "", f"TrustRoot {doc.name}: {exc}") from None
     return policy_set, roots
+
+
+def _cut_scope(
+    whole: tuple[PolicySet, TrustRoots], scope: Path
+) -> tuple[PolicySet, TrustRoots]:
+    """The policies loaded from ``scope`` and below, with every TrustRoot of the whole
+    directory (names are unique there), so a private root can be shared by a library."""
+    policy_set, roots = whole
+    where = scope.resolve()
+
+    def inside(source: str) -> bool:
+        return Path(source.rsplit("#", 1)[0]).resolve().is_relative_to(where)
+
+    policies = tuple(p for p in policy_set.policies if inside(p.source))
+    return PolicySet(policies, policy_set.trust_roots), roots
 
 
 def _check_names(test: PolicyTestFile, policy_set: PolicySet) -> None:
@@ -680,33 +719,22 @@ def run_policy_tests(directory: str | Path, out: TextIO) -> int:
         return EXIT_MALFORMED
     errors: list[PolicyTestError] = []
     scopes: dict[Path, tuple[PolicySet, TrustRoots]] = {}
-    unloadable: set[Path] = set()  # scopes whose load error is already listed
-    if target.is_dir():
-        try:
-            # the whole directory must load as one policy set (and is the scope of its own
-            # top-level test files: loaded once for both)
-            scopes[target] = _load_scope(target)
-        except PolicyTestError as exc:
-            errors.append(exc)
-            unloadable.add(target)
+    whole: tuple[PolicySet, TrustRoots] | None = None
+    try:
+        # DIR loads once, as one policy set; each test file's scope is cut from it
+        whole = _load_scope(target if target.is_dir() else target.parent)
+    except PolicyTestError as exc:
+        errors.append(exc)
     tests, file_errors = load_test_files(target)
     errors.extend(file_errors)
-    for test in tests:
-        scope = test.path.parent
-        if scope in unloadable:
-            continue
-        try:
+    if whole is not None:
+        for test in tests:
+            scope = test.path.parent
             if scope not in scopes:
-                scopes[scope] = _load_scope(scope)
-        except PolicyTestError as exc:
-            unloadable.add(scope)
-            if str(exc) not in {str(e) for e in errors}:
-                errors.append(exc)
-            continue
-        try:
-            _check_names(test, scopes[scope][0])
-        except PolicyTestError as exc:
-            if str(exc) not in {str(e) for e in errors}:
+                scopes[scope] = _cut_scope(whole, scope)
+            try:
+                _check_names(test, scopes[scope][0])
+            except PolicyTestError as exc:
                 errors.append(exc)
     if errors:
         for error in errors:
