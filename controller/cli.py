@@ -139,7 +139,10 @@ def _load(settings: Settings) -> tuple[Any, Any]:
         try:
             roots.add(doc.name, trust_from_json(doc.trusted_root_json, doc.name))
         except VerificationError as exc:
-            raise UsageError(f"{doc.source}: TrustRoot {doc.name}: {exc}") from None
+            file, _, index = doc.source.rpartition("#")
+            raise UsageError(
+                f"{file} document {index}: spec.trustedRootJSON: TrustRoot {doc.name}: {exc}"
+            ) from None
     return policy_set, roots
 
 

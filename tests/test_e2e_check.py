@@ -168,3 +168,18 @@ def test_denied_check_piped_into_head_keeps_its_exit_code(setup: Setup) -> None:
     out = subprocess.run(["bash", "-c", cmd], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == "1", out.stdout + out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_unusable_trust_root_names_file_document_and_field(setup: Setup, tmp_path: Path) -> None:
+    (tmp_path / "root.yaml").write_text(
+        "apiVersion: reprogate.dev/v1alpha1\nkind: ImagePolicy\nmetadata: {name: p}\nspec: {}\n"
+        "---\napiVersion: reprogate.dev/v1alpha1\nkind: TrustRoot\nmetadata: {name: corp}\n"
+        "spec:\n  trustedRootJSON: |\n"
+        '    {"mediaType": "application/vnd.dev.sigstore.trustedroot+json;version=0.1",\n'
+        '     "tlogs": [], "certificateAuthorities": []}\n'
+    )
+    out = setup.run(setup.signed, "--policies", str(tmp_path))
+    assert out.returncode == 2
+    assert (
+        f"{tmp_path / 'root.yaml'} document 2: spec.trustedRootJSON: TrustRoot corp:" in out.stderr
+    )

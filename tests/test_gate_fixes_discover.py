@@ -288,4 +288,4 @@ def test_layer_and_referrer_counts_are_reported_when_capped() -> None:
     evidence = _discover(fake, DiscoveryLimits(max_layers=2, max_referrers=2))
     assert len(evidence.signatures) == 2 and len(evidence.bundles) == 2
     assert any("3 layers; only the first 2 read" in p for p in evidence.problems)
-    assert any("3 bundle referrers found; only 2 read" in p for p in evidence.problems)
+    assert any("3 evidence referrers found; only 2 read" in p for p in evidence.problems)

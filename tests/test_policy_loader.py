@@ -375,9 +375,18 @@ def test_docs_has_examples() -> None:
 
 
 @pytest.mark.parametrize("index", range(len(re.findall(r"```yaml\n", DOCS.read_text()))))
-def test_every_docs_example_loads(index: int) -> None:
+def test_every_docs_example_loads(index: int, tmp_path: Path) -> None:
+    """Each example loads as `reprogate check --policies` would load it: the policy loader,
+    then every TrustRoot parsed as a real trusted root."""
+    from controller.cli import _load
+    from controller.config import Settings
+
     ps = load_policy_documents(_doc_blocks()[index], f"docs/policies.md block {index + 1}")
     assert ps.policies or ps.trust_roots
+    (tmp_path / "example.yaml").write_text(_doc_blocks()[index])
+    loaded, roots = _load(Settings(policies=str(tmp_path)))
+    for doc in loaded.trust_roots:
+        assert roots.get(doc.name).name == doc.name
 
 
 def _schema_fields(node: schema.Node, out: set[tuple[int, str]]) -> set[tuple[int, str]]:

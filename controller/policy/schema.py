@@ -134,7 +134,7 @@ def _key(description: str) -> Obj:
         description,
         {
             "pem": Str(
-                "PEM SubjectPublicKeyInfo (ECDSA P-256/P-384/P-521, RSA >= 2048 bits, Ed25519).",
+                "PEM SubjectPublicKeyInfo (ECDSA P-256/P-384/P-521, RSA 2048-16384 bits, Ed25519).",
                 max_length=_MAX_PEM,
             ),
             "trustRoot": Str(

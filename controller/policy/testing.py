@@ -549,9 +549,7 @@ def _load_scope(directory: Path) -> tuple[PolicySet, TrustRoots]:
     return policy_set, roots
 
 
-def _cut_scope(
-    whole: tuple[PolicySet, TrustRoots], scope: Path
-) -> tuple[PolicySet, TrustRoots]:
+def _cut_scope(whole: tuple[PolicySet, TrustRoots], scope: Path) -> tuple[PolicySet, TrustRoots]:
     """The policies loaded from ``scope`` and below, with every TrustRoot of the whole
     directory (names are unique there), so a private root can be shared by a library."""
     policy_set, roots = whole
