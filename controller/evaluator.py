@@ -29,6 +29,7 @@ from controller.config import Settings
 from controller.evidence.cache import AsyncTTLCache, count_cache_use
 from controller.evidence.model import EvidenceSet
 from controller.evidence.source import EvidenceSource
+from controller.oci.credentials import normalize_registry_key
 from controller.oci.errors import RegistryError
 from controller.oci.reference import ReferenceError, parse_image_ref
 from controller.policy.activation import CelObject
@@ -85,6 +86,7 @@ class Evaluator:
         self.settings = settings
         self.pull_secrets = pull_secrets
         self.source = source
+        self._mirrors = {normalize_registry_key(k): v for k, v in settings.registry.mirrors.items()}
         self.trust_roots = trust_roots
         self.engine = PolicyEngine(policy_set, no_match=settings.no_match, clock=clock)
         self._clock = clock
@@ -274,7 +276,8 @@ class Evaluator:
             creds = await credentials.get()
         store = creds.store if len(creds.store) else None
         # Keyed by the credential that fetched it: another namespace must fetch for itself.
-        fingerprint = creds.fingerprint_for(image)
+        mirror = self._mirrors.get(normalize_registry_key(image.registry))
+        fingerprint = creds.fingerprint_for(image, mirror)
         if image.digest is None:
             stage.what = f"resolving tag {image.tag} on {image.registry}"
             stage.waiting_on_registry = True

@@ -65,11 +65,14 @@ class RequestCredentials:
     store: CredentialStore = field(default_factory=CredentialStore)
     problems: tuple[str, ...] = ()
 
-    def fingerprint_for(self, image: ImageRef) -> str | None:
-        """The fingerprint of this request's credential for ``image``; None when it has none
-        (the process-wide credentials, the same for every namespace, then apply)."""
-        cred = self.store.lookup(image.registry, image.repository)
-        return cred.fingerprint if cred is not None else None
+    def fingerprint_for(self, image: ImageRef, mirror: str | None = None) -> str | None:
+        """The fingerprint of this request's credentials for ``image`` (and for the mirror
+        that is tried first, when one is configured); None when it has none (the
+        process-wide credentials, the same for every namespace, then apply)."""
+        hosts = [image.registry] + ([mirror] if mirror else [])
+        found = [self.store.lookup(host, image.repository) for host in hosts]
+        prints = [c.fingerprint if c is not None else "-" for c in found]
+        return "+".join(prints) if any(c is not None for c in found) else None
 
 
 NO_CREDENTIALS = RequestCredentials()

@@ -31,7 +31,7 @@ from controller.evaluator import Evaluator
 from controller.evidence.source import RegistryEvidence
 from controller.kube import KubeClient
 from controller.oci.client import RegistryClient, RegistrySettings
-from controller.oci.credentials import CredentialStore, RegistryCredential
+from controller.oci.credentials import CredentialStore, RegistryCredential, parse_docker_config
 from controller.oci.reference import parse_image_ref
 from controller.policy.loader import load_policy_documents
 from controller.pull_secrets import PullSecretResolver, RequestCredentials
@@ -349,3 +349,18 @@ def test_malformed_pull_secrets_are_bad_requests(value: Any, message: str) -> No
     obj["spec"]["imagePullSecrets"] = value
     with pytest.raises(AdmissionReviewError, match=message):
         _request(obj, "ns")
+
+
+def test_fingerprint_covers_the_mirror_credential() -> None:
+    """Evidence read through a mirror with one namespace's mirror credential must not be
+    cached for a namespace without it."""
+    mirror_cred = parse_docker_config(
+        json.dumps({"auths": {"mirror.example": {"username": "a", "password": "b"}}}).encode(),
+        "test",
+    )
+    creds = RequestCredentials(mirror_cred)
+    image = parse_image_ref("reg.example/a/b:1")
+    assert creds.fingerprint_for(image) is None
+    with_mirror = creds.fingerprint_for(image, "mirror.example")
+    assert with_mirror is not None
+    assert RequestCredentials(CredentialStore()).fingerprint_for(image, "mirror.example") is None
