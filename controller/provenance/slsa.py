@@ -230,14 +230,7 @@ def _parse_v02(r: _Reader, predicate: Mapping[str, Any]) -> dict[str, Any]:
         "source": source,
         "external_parameters": parameters,
         "resolved_dependencies": materials,
-        "started_on": r.timestamp(metadata.get("buildStartedOn"), "metadata.buildStartedOn"),
-        "finished_on": r.timestamp(metadata.get("buildFinishedOn"), "metadata.buildFinishedOn"),
-        "completeness": Completeness(
-            parameters=r.flag(completeness.get("parameters"), "completeness.parameters"),
-            environment=r.flag(completeness.get("environment"), "completeness.environment"),
-            materials=r.flag(completeness.get("materials"), "completeness.materials"),
-        ),
-        "reproducible": r.flag(metadata.get("reproducible"), "metadata.reproducible"),
+        **_legacy_metadata(r, metadata, completeness, "parameters"),
     }
 
 
@@ -320,18 +313,31 @@ def _parse_v01(r: _Reader, predicate: Mapping[str, Any]) -> dict[str, Any]:
         "source": source,
         "external_parameters": arguments,
         "resolved_dependencies": materials,
+        **_legacy_metadata(r, metadata, completeness, "arguments"),
+    }
+
+
+# --- helpers -----------------------------------------------------------------------------
+
+
+def _legacy_metadata(
+    r: _Reader,
+    metadata: Mapping[str, Any],
+    completeness: Mapping[str, Any],
+    parameters_key: str,
+) -> dict[str, Any]:
+    """Times, completeness and the reproducible claim, as v0.1 and v0.2 both record them
+    (v0.1 calls the parameters "arguments")."""
+    return {
         "started_on": r.timestamp(metadata.get("buildStartedOn"), "metadata.buildStartedOn"),
         "finished_on": r.timestamp(metadata.get("buildFinishedOn"), "metadata.buildFinishedOn"),
         "completeness": Completeness(
-            parameters=r.flag(completeness.get("arguments"), "completeness.arguments"),
+            parameters=r.flag(completeness.get(parameters_key), f"completeness.{parameters_key}"),
             environment=r.flag(completeness.get("environment"), "completeness.environment"),
             materials=r.flag(completeness.get("materials"), "completeness.materials"),
         ),
         "reproducible": r.flag(metadata.get("reproducible"), "metadata.reproducible"),
     }
-
-
-# --- helpers -----------------------------------------------------------------------------
 
 
 def _commit_from(digest: Mapping[str, str]) -> str | None:
