@@ -258,3 +258,61 @@ def test_registry_failure_under_audit_records_why_it_would_have_denied() -> None
     assert result.result == "fail"
     assert result.checks[0].check == "evidence"
     assert "could not be reached" in result.checks[0].reason
+
+
+def test_conditions_see_trusted_vsas_with_custom_properties() -> None:
+    """A VSA from a listed verifier exposes its levels and custom properties to CEL; one from
+    another key exposes nothing."""
+    import textwrap
+
+    from tests.support.cosign_sign import attest
+    from tests.support.provenance_builders import vsa_v1
+
+    verifier = ec.generate_private_key(ec.SECP256R1())
+    stranger = ec.generate_private_key(ec.SECP256R1())
+    statement = vsa_v1(
+        IMAGE,
+        DIGEST,
+        verifier_id="https://verifier.acme.test",
+        levels=["SLSA_BUILD_LEVEL_3", "ACME_FIPS_BUILD"],
+    )
+    extra = f"""  signatures: {{threshold: 0}}
+  reproducibility:
+    minIndependentBuilds: 0
+    verifiers:
+      - name: acme-verifier
+        key:
+          pem: |
+{textwrap.indent(public_pem(verifier).decode(), " " * 12)}
+  conditions:
+    - name: fips
+      expression: '"ACME_FIPS_BUILD" in vsa.properties && vsa.buildLevel >= 3'
+      message: "needs a FIPS build verified at SLSA build level 3"
+"""
+
+    def decide_with(signer: ec.EllipticCurvePrivateKey) -> ReviewDecision:
+        layers = (as_cosign_layer(attest(signer, statement)),)
+        evaluator = Evaluator(
+            Settings(),
+            load_policy_documents(policy("p", extra=extra), "test.yaml"),
+            OfflineEvidence({DIGEST: EvidenceSet(digest=DIGEST, attestations=layers)}),
+            TrustRoots(),
+            clock=lambda: NOW,
+        )
+        request = AdmissionRequest(
+            uid="u",
+            kind="Pod",
+            namespace="prod",
+            name="p",
+            operation="CREATE",
+            user="bob",
+            groups=(),
+            object={},
+            images=(ImageUse(IMAGE, "c", "/spec/containers/0/image"),),
+        )
+        return asyncio.run(evaluator.evaluate(request, mutate=False))
+
+    assert decide_with(verifier).allowed
+    refused = decide_with(stranger)
+    assert not refused.allowed
+    assert "needs a FIPS build verified at SLSA build level 3" in refused.message

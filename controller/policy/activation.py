@@ -124,6 +124,13 @@ def build_activation(
         provenance=prov,
         attestations=attestations,
         reproducibility=repro,
+        vsa={
+            "verifiers": [v.verifier_id for v in vsas.accepted] if vsas else [],
+            "levels": list(vsas.levels) if vsas else [],
+            "buildLevel": vsas.build_level if vsas else 0,
+            "reproduced": bool(vsas and vsas.reproduced),
+            "properties": list(vsas.custom_properties) if vsas else [],
+        },
         object=obj,
         namespace=namespace,
         request={"user": user, "groups": list(groups), "operation": operation},

@@ -59,6 +59,7 @@ POLICY_VARIABLES: Final = frozenset(
         "provenance",
         "attestations",
         "reproducibility",
+        "vsa",
         "object",
         "namespace",
         "request",
@@ -442,6 +443,15 @@ class CelActivation:
     reproducibility: Mapping[str, Any] = field(
         default_factory=lambda: {"independentBuilds": 0, "builders": [], "reproduced": False}
     )
+    vsa: Mapping[str, Any] = field(
+        default_factory=lambda: {
+            "verifiers": [],
+            "levels": [],
+            "buildLevel": 0,
+            "reproduced": False,
+            "properties": [],
+        }
+    )
     object: Mapping[str, Any] = field(default_factory=dict)
     namespace: str = ""
     request: Mapping[str, Any] = field(
@@ -465,6 +475,7 @@ class CelActivation:
             "provenance": self.provenance,
             "attestations": self.attestations,
             "reproducibility": self.reproducibility,
+            "vsa": self.vsa,
             "object": self.object,
             "namespace": self.namespace,
             "request": self.request,
