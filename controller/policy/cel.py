@@ -19,6 +19,7 @@ any value compares with ``null`` (cel-python 0.5 refuses ``map != null``).
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -257,7 +258,10 @@ _KNOWN_FUNCTIONS: Final = frozenset(base_functions) | frozenset(EXTENSIONS) | {"
 
 # --- compiling -----------------------------------------------------------------------------
 
-_ENV = celpy.Environment()
+@functools.cache
+def _env() -> celpy.Environment:
+    # building cel-python's parser costs ~0.2 s: only policies with conditions pay it
+    return celpy.Environment()
 
 
 @dataclass(frozen=True)
@@ -375,13 +379,13 @@ def compile_condition(
     if len(expression) > MAX_EXPRESSION_LEN:
         raise where.error(f"expression longer than {MAX_EXPRESSION_LEN} characters")
     try:
-        tree = _ENV.compile(expression)
+        tree = _env().compile(expression)
     except CELParseError as exc:
         raise where.error(_syntax_message(expression, exc)) from None
     except RecursionError:
         raise where.error("expression is nested too deeply") from None
     used = _check_names(tree, variables, where)
-    program = _ENV.program(tree, functions=dict(EXTENSIONS))
+    program = _env().program(tree, functions=dict(EXTENSIONS))
     return CompiledCondition(expression=expression, variables=used, program=program)
 
 
