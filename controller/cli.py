@@ -88,6 +88,20 @@ def _parser() -> argparse.ArgumentParser:
     audit.add_argument("--policy")
     audit.add_argument("--decision", choices=["allow", "deny", "warn"])
     audit.add_argument("-o", "--output", choices=["table", "json", "csv", "html"], default="table")
+    audit.add_argument(
+        "--replay",
+        metavar="POLICIES",
+        help="decide the recorded images again under these policies and show what changes",
+    )
+    audit.add_argument("--registry-ca", help="extra CA bundle (PEM) for registries (--replay)")
+    audit.add_argument(
+        "--insecure-registry",
+        action="append",
+        default=[],
+        metavar="HOST:PORT",
+        help="registry reached over plain HTTP (--replay; repeatable)",
+    )
+    audit.add_argument("--docker-config", help="docker config.json (--replay)")
     return parser
 
 
@@ -307,6 +321,8 @@ def _test(args: argparse.Namespace, out: TextIO) -> int:
 def _audit(args: argparse.Namespace, out: TextIO) -> int:
     from controller.decisions.audit import run_audit
 
+    if args.replay:
+        return _replay(args, out)
     return run_audit(
         args.logs,
         since=args.since,
@@ -316,6 +332,51 @@ def _audit(args: argparse.Namespace, out: TextIO) -> int:
         output=args.output,
         out_stream=out,
     )
+
+
+def _replay(args: argparse.Namespace, out: TextIO) -> int:
+    """``reprogate audit --replay POLICIES``: recorded decisions decided again."""
+    from controller.decisions.audit import AuditFilter, parse_since, read_records
+    from controller.decisions.replay import replay_records, write_replay
+
+    if args.output not in ("table", "json"):
+        raise UsageError("--replay writes -o table or -o json")
+    flags: dict[str, Any] = {
+        "policies": args.replay,
+        "ca_file": args.registry_ca,
+        "docker_config": args.docker_config,
+    }
+    if args.insecure_registry:
+        flags["insecure_registries"] = list(args.insecure_registry)
+    try:
+        settings = load_settings(None, flags)
+        since = parse_since(args.since) if args.since else None
+    except (ConfigError, ValueError) as exc:
+        raise UsageError(str(exc)) from None
+    policy_set, roots = _load(settings)
+    try:
+        records, _ = read_records(args.logs, sys.stderr)
+    except OSError as exc:
+        raise UsageError(f"cannot read {exc.filename or 'input'}: {exc.strerror}") from None
+    keep = AuditFilter(
+        since=since, namespace=args.namespace, policy=args.policy, decision=args.decision
+    )
+    kept = [r for r in records if keep.keeps(r)]
+
+    async def run() -> Any:
+        from controller.evaluator import Evaluator
+        from controller.evidence.source import RegistryEvidence
+        from controller.oci.client import RegistryClient
+
+        client = RegistryClient(settings.registry)
+        try:
+            evaluator = Evaluator(settings, policy_set, RegistryEvidence(client), roots)
+            return await replay_records(kept, evaluator)
+        finally:
+            await client.close()
+
+    write_replay(asyncio.run(run()), args.output, out)
+    return EXIT_OK
 
 
 def main(argv: Sequence[str] | None = None) -> int:
