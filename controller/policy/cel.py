@@ -258,6 +258,7 @@ _KNOWN_FUNCTIONS: Final = frozenset(base_functions) | frozenset(EXTENSIONS) | {"
 
 # --- compiling -----------------------------------------------------------------------------
 
+
 @functools.cache
 def _env() -> celpy.Environment:
     # building cel-python's parser costs ~0.2 s: only policies with conditions pay it

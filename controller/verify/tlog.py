@@ -3,7 +3,8 @@
 Implements cosign's SET check (``pkg/cosign/tlog.go`` VerifySET: ECDSA over the canonical JSON
 of ``{body, integratedTime, logID, logIndex}``) and the consistency checks between a log entry
 and the evidence it claims to record, for Rekor v1 entry types ``hashedrekord`` v0.0.1,
-``intoto`` v0.0.1 / v0.0.2 and ``dsse`` v0.0.1 (shapes from ``rekor/pkg/types``).
+``rekord`` v0.0.1 (``x509`` format; cosign v1.0 to v1.3), ``intoto`` v0.0.1 / v0.0.2 and
+``dsse`` v0.0.1 (shapes from ``rekor/pkg/types``).
 
 Rules enforced:
 - The SET is verified with the log key the trust root names for ``logID``; that key must have
@@ -276,15 +277,21 @@ def check_hashedrekord(
     sha256_digest: bytes,
     require_certificate: bool = False,
 ) -> None:
-    """The ``hashedrekord`` v0.0.1 entry must record this signature, signer and sha256 digest.
+    """The ``hashedrekord`` v0.0.1 entry (or the ``rekord`` v0.0.1 entry cosign v1.0 to v1.3
+    logged, in its ``x509`` format) must record this signature, signer and sha256 digest.
 
     ``require_certificate`` (keyless signers; ``signer_pem`` is then the certificate): the
     entry must record that certificate, not merely its public key."""
-    if (entry.kind, entry.api_version) != ("hashedrekord", "0.0.1"):
+    kv = (entry.kind, entry.api_version)
+    if kv not in {("hashedrekord", "0.0.1"), ("rekord", "0.0.1")}:
         raise VerificationError(
             f"expected a hashedrekord 0.0.1 log entry, found {entry.kind} {entry.api_version}"
         )
     spec = entry.spec
+    if kv == ("rekord", "0.0.1") and _get(spec, "signature", "format") != "x509":
+        # Only x509 means a raw signature and a PEM key or certificate; pgp, minisign and
+        # ssh entries record other formats that say nothing about this signer.
+        raise VerificationError("transparency log rekord entry is not in the x509 format")
     recorded_sig = _b64decode(_get(spec, "signature", "content"), "entry signature.content")
     if recorded_sig != signature:
         raise VerificationError("transparency log entry records a different signature")

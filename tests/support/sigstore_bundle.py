@@ -31,7 +31,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from tests.support.sigstore_pki import FulcioLeaf, LogKeyPair, TestSigstore, dsse_body
 
@@ -44,6 +45,7 @@ __all__ = [
     "checkpoint",
     "dsse_bundle",
     "inclusion_proof",
+    "keyed_dsse_bundle",
     "leaf_hash",
     "merkle_root",
     "signature_statement",
@@ -267,3 +269,36 @@ def _tlog_entry(
             },
         }
     return entry
+
+
+def keyed_dsse_bundle(
+    sigstore: TestSigstore,
+    private_key: ec.EllipticCurvePrivateKey,
+    statement: bytes,
+    *,
+    tlog: bool = True,
+) -> bytes:
+    """A v0.3 bundle as ``cosign sign --key`` / ``cosign attest --key`` (cosign v3, new bundle
+    format) writes it: ``verificationMaterial.publicKey.hint`` instead of a certificate, a DSSE
+    envelope signed with the key, and a Rekor v1 ``dsse`` 0.0.1 entry whose verifier is the
+    PEM public key (cosign ``pkg/cosign/bundle/sign.go`` SignData, sigstore-go ``pkg/sign``)."""
+    signature = private_key.sign(_pae(INTOTO_PAYLOAD_TYPE, statement), ec.ECDSA(hashes.SHA256()))
+    envelope = {
+        "payload": _b64(statement),
+        "payloadType": INTOTO_PAYLOAD_TYPE,
+        "signatures": [{"sig": _b64(signature)}],
+    }
+    public_der = private_key.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    public_pem = private_key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    material: dict[str, Any] = {"publicKey": {"hint": _b64(hashlib.sha256(public_der).digest())}}
+    if tlog:
+        body = dsse_body(
+            json.dumps(envelope, separators=(",", ":")).encode(), statement, [signature], public_pem
+        )
+        material["tlogEntries"] = [_tlog_entry(sigstore, body, "0.3", None, None)]
+    doc = {"mediaType": BUNDLE_V03, "verificationMaterial": material, "dsseEnvelope": envelope}
+    return json.dumps(doc, separators=(",", ":")).encode()

@@ -42,6 +42,7 @@ __all__ = [
     "dsse_body",
     "hashedrekord_body",
     "intoto_body",
+    "intoto_v001_body",
     "spki_der",
 ]
 
@@ -597,3 +598,26 @@ def _ca_key_usage() -> x509.KeyUsage:
         encipher_only=False,
         decipher_only=False,
     )
+
+
+def intoto_v001_body(envelope_json: bytes, payload: bytes, signer_pem: bytes) -> bytes:
+    """A Rekor ``intoto`` v0.0.1 entry body as Rekor stores it: what ``cosign attest`` logs
+    with ``--rekor-entry-type intoto`` (cosign 2.2+) and by default before cosign 2.2
+    (cosign ``pkg/cosign/tlog.go`` intotoEntry pins ``intoto_v001.APIVERSION``; rekor
+    ``pkg/types/intoto/v0.0.1/entry.go`` Canonicalize keeps only ``publicKey`` and the
+    envelope and payload hashes)."""
+    body = {
+        "apiVersion": "0.0.1",
+        "kind": "intoto",
+        "spec": {
+            "content": {
+                "hash": {"algorithm": "sha256", "value": hashlib.sha256(envelope_json).hexdigest()},
+                "payloadHash": {
+                    "algorithm": "sha256",
+                    "value": hashlib.sha256(payload).hexdigest(),
+                },
+            },
+            "publicKey": _b64(signer_pem),
+        },
+    }
+    return json.dumps(body, separators=(",", ":")).encode()
