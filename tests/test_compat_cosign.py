@@ -347,6 +347,23 @@ def test_v3_keyed_sign_bundle_counts_as_signature(
     assert len(outcome.signatures) == 1
 
 
+def test_v2_4_new_bundle_format_with_a_p384_key_counts_as_signature(
+    sigstore: TestSigstore, roots: TrustRoots
+) -> None:
+    """cosign 2.4 ``--new-bundle-format`` with a P-384 key: the DSSE envelope is signed ECDSA
+    over SHA-256 (keys loaded with a fixed SHA-256 before 2.5), as on the ``.sig`` path; a
+    signature by another key still fails."""
+    private = ec.generate_private_key(ec.SECP384R1())
+    bundle = keyed_dsse_bundle(sigstore, private, cosign_v3_sign_statement(DIGEST))
+    evidence = EvidenceSet(digest=DIGEST, bundles=(_bundle_evidence(bundle),))
+    outcome = verify_evidence(evidence, [keyed(private)], roots, sigstore.now)
+    assert not outcome.failures, outcome.failures
+    assert len(outcome.signatures) == 1
+    other = ec.generate_private_key(ec.SECP384R1())
+    refused = verify_evidence(evidence, [keyed(other)], roots, sigstore.now)
+    assert not refused.signatures and refused.failures
+
+
 def _bundle_evidence(raw: bytes) -> BundleEvidence:
     return BundleEvidence(raw, BUNDLE_V03, "compat referrer")
 

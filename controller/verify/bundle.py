@@ -546,15 +546,6 @@ def _verified_times(
     return times
 
 
-def _hash_for(key: ec.EllipticCurvePublicKey | rsa.RSAPublicKey) -> hashes.HashAlgorithm:
-    if isinstance(key, ec.EllipticCurvePublicKey):
-        if isinstance(key.curve, ec.SECP384R1):
-            return hashes.SHA384()
-        if isinstance(key.curve, ec.SECP521R1):
-            return hashes.SHA512()
-    return hashes.SHA256()
-
-
 def _check_signature(
     key: ec.EllipticCurvePublicKey | rsa.RSAPublicKey | ed25519.Ed25519PublicKey,
     signature: bytes,
@@ -563,25 +554,21 @@ def _check_signature(
     sha256_digest: bytes | None,
 ) -> None:
     """Verify over ``data``, or over a sha256 prehash when only the digest is known."""
+    if data is not None:
+        # the same rules as cosign's .sig/.att signatures, P-384 over SHA-256 included
+        keys.verify_signature(key, signature, data, cosign_sha256=True)
+        return
+    if isinstance(key, ed25519.Ed25519PublicKey):
+        raise VerificationError("an Ed25519 signature needs the artifact bytes, not a digest")
+    if sha256_digest is None:
+        raise VerificationError("a message signature needs the artifact or its sha256 digest")
+    # hashedrekord signs the sha256 of the artifact, whatever the key's curve
+    prehashed = utils.Prehashed(hashes.SHA256())
     try:
-        if isinstance(key, ed25519.Ed25519PublicKey):
-            if data is None:
-                raise VerificationError(
-                    "an Ed25519 signature needs the artifact bytes, not a digest"
-                )
-            key.verify(signature, data)
-        elif data is not None:
-            if isinstance(key, ec.EllipticCurvePublicKey):
-                key.verify(signature, data, ec.ECDSA(_hash_for(key)))
-            else:
-                key.verify(signature, data, padding.PKCS1v15(), _hash_for(key))
+        if isinstance(key, ec.EllipticCurvePublicKey):
+            key.verify(signature, sha256_digest, ec.ECDSA(prehashed))
         else:
-            assert sha256_digest is not None
-            prehashed = utils.Prehashed(hashes.SHA256())
-            if isinstance(key, ec.EllipticCurvePublicKey):
-                key.verify(signature, sha256_digest, ec.ECDSA(prehashed))
-            else:
-                key.verify(signature, sha256_digest, padding.PKCS1v15(), prehashed)
+            key.verify(signature, sha256_digest, padding.PKCS1v15(), prehashed)
     except InvalidSignature:
         raise VerificationError("signature does not verify with the signer's key") from None
 

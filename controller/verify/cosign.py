@@ -32,12 +32,8 @@ import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TypeGuard
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec
 
 from controller.evidence.model import CosignLayer
 from controller.verify.authority import Authority, KeyAuthority, KeylessAuthority
@@ -109,7 +105,7 @@ def verify_cosign_signature(
     payload_sha256 = hashlib.sha256(layer.payload).digest()
 
     def verify_with(key: PublicKey) -> None:
-        _verify_cosign_signature(key, signature, layer.payload)
+        verify_signature(key, signature, layer.payload, cosign_sha256=True)
 
     def check_entry(entry: RekorEntry, signer_pem: bytes, is_certificate: bool) -> None:
         check_hashedrekord(
@@ -162,16 +158,7 @@ def verify_cosign_attestation(
         envelope = parse_envelope(layer.payload)
 
     def verify_with(key: PublicKey) -> None:
-        try:
-            verify_envelope(envelope, key)
-        except VerificationError as exc:
-            if not _signs_sha256_before_2_5(key):
-                raise
-            message = envelope.pae()
-            for dsse_signature in envelope.signatures:
-                if _ecdsa_sha256(key, dsse_signature.sig, message):
-                    return
-            raise exc from None
+        verify_envelope(envelope, key, cosign_sha256=True)
 
     def check_entry(entry: RekorEntry, signer_pem: bytes, is_certificate: bool) -> None:
         _check_envelope_entry(entry, envelope, layer.payload, signer_pem, is_certificate)
@@ -194,34 +181,6 @@ def verify_cosign_attestation(
         layer.source,
         payload_type=envelope.payload_type,
     )
-
-
-def _signs_sha256_before_2_5(key: PublicKey) -> TypeGuard[ec.EllipticCurvePublicKey]:
-    """A key cosign before 2.5 signed with ECDSA over SHA-256 although its curve's hash is
-    another: cosign loaded every ECDSA key (file, KMS, hardware) with a fixed SHA-256
-    (``pkg/cosign/keys.go`` LoadPrivateKey up to v2.4; v2.5 switched to the curve's hash)."""
-    return isinstance(key, ec.EllipticCurvePublicKey) and key.curve.name != "secp256r1"
-
-
-def _ecdsa_sha256(key: ec.EllipticCurvePublicKey, signature: bytes, data: bytes) -> bool:
-    """ECDSA over SHA-256 of ``data`` with ``key`` (cosign writes ASN.1 DER signatures)."""
-    try:
-        key.verify(signature, data, ec.ECDSA(hashes.SHA256()))
-    except (InvalidSignature, ValueError):
-        return False
-    return True
-
-
-def _verify_cosign_signature(key: PublicKey, signature: bytes, data: bytes) -> None:
-    """``verify_signature``, and for P-384/P-521 keys also ECDSA over SHA-256 as cosign
-    before 2.5 signed. Either way only a signature by this key over ``data`` passes."""
-    try:
-        verify_signature(key, signature, data)
-    except VerificationError as exc:
-        if isinstance(exc, EvidenceFormatError) or not _signs_sha256_before_2_5(key):
-            raise
-        if not _ecdsa_sha256(key, signature, data):
-            raise
 
 
 def _check_envelope_entry(

@@ -163,8 +163,15 @@ def describe_key(key: PublicKey) -> str:
     return f"{algo} key {key_id(key)[:16]}"
 
 
-def verify_signature(key: PublicKey, signature: bytes, data: bytes) -> None:
-    """Check ``signature`` over ``data`` with ``key``; raise :class:`VerificationError` if not."""
+def verify_signature(
+    key: PublicKey, signature: bytes, data: bytes, *, cosign_sha256: bool = False
+) -> None:
+    """Check ``signature`` over ``data`` with ``key``; raise :class:`VerificationError` if not.
+
+    ``cosign_sha256``: for P-384/P-521 keys also accept ECDSA over SHA-256, as cosign before
+    2.5 signed with every ECDSA key (``pkg/cosign/keys.go`` LoadPrivateKey up to v2.4). Either
+    way only a signature by this key over ``data`` passes.
+    """
     if not signature:
         raise EvidenceFormatError("signature is empty")
     if len(signature) > MAX_SIGNATURE_BYTES:
@@ -172,7 +179,11 @@ def verify_signature(key: PublicKey, signature: bytes, data: bytes) -> None:
             f"signature is {len(signature)} bytes, over {MAX_SIGNATURE_BYTES}"
         )
     if isinstance(key, ec.EllipticCurvePublicKey):
-        ok = _verify_ecdsa(key, signature, data)
+        ok = _verify_ecdsa(key, signature, data) or (
+            cosign_sha256
+            and key.curve.name != "secp256r1"
+            and _verify_ecdsa(key, signature, data, hashes.SHA256())
+        )
     elif isinstance(key, rsa.RSAPublicKey):
         ok = _verify_rsa(key, signature, data)
     else:
@@ -181,9 +192,14 @@ def verify_signature(key: PublicKey, signature: bytes, data: bytes) -> None:
         raise VerificationError(f"signature does not verify with {describe_key(key)}")
 
 
-def _verify_ecdsa(key: ec.EllipticCurvePublicKey, signature: bytes, data: bytes) -> bool:
+def _verify_ecdsa(
+    key: ec.EllipticCurvePublicKey,
+    signature: bytes,
+    data: bytes,
+    hash_override: hashes.HashAlgorithm | None = None,
+) -> bool:
     hash_algorithm, coord = _CURVE_HASH[key.curve.name]
-    algorithm = ec.ECDSA(hash_algorithm)
+    algorithm = ec.ECDSA(hash_override or hash_algorithm)
     candidates = [signature]
     if len(signature) == 2 * coord:
         # IEEE P1363: fixed-width big-endian r then s. A DER signature of exactly this length
