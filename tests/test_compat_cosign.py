@@ -464,3 +464,69 @@ def test_sign_rekord_entry_cosign_1_0_to_1_3(sigstore: TestSigstore, roots: Trus
         bad = as_cosign_layer(with_bundle(layer, go_rekor_bundle(sigstore, body)))
         with pytest.raises(VerificationError):
             verify_cosign_signature(bad, DIGEST, keyless(), roots, sigstore.now)
+
+
+# -- Ed25519 keys: cosign >= 2.5 signs Ed25519ph by default ----------------------------------
+
+
+def test_ed25519_key_signs_ed25519ph_from_cosign_2_5(sigstore: TestSigstore) -> None:
+    """cosign 2.5 ``pkg/cosign/keys.go`` GetDefaultLoadOptions: an Ed25519 key signs
+    Ed25519ph over the payload (``.sig``) and over the DSSE PAE (``.att``); earlier cosign
+    signed pure Ed25519. Both verify with the key; neither with another key, nor over other
+    bytes."""
+    import os
+
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
+    from controller.verify.dsse import pae
+    from tests.support import ed25519ph_sign
+
+    seed = os.urandom(32)
+    private = ed25519.Ed25519PrivateKey.from_private_bytes(seed)
+    pem = private.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    authority = KeyAuthority(name="release", public_key_pem=pem, transparency_log="ignore")
+    roots = TrustRoots()
+    payload = simple_signing_payload(DIGEST)
+    for signature in (ed25519ph_sign.sign(seed, payload), private.sign(payload)):
+        layer = sign_image(private, DIGEST, payload=payload, signature=signature)
+        fact = verify_cosign_signature(
+            as_cosign_layer(layer), DIGEST, authority, roots, sigstore.now
+        )
+        assert fact.signer.authority == "release"
+    other = ed25519.Ed25519PrivateKey.generate()
+    other_pem = other.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    stranger = KeyAuthority(name="other", public_key_pem=other_pem, transparency_log="ignore")
+    layer = sign_image(
+        private, DIGEST, payload=payload, signature=ed25519ph_sign.sign(seed, payload)
+    )
+    with pytest.raises(VerificationError):
+        verify_cosign_signature(as_cosign_layer(layer), DIGEST, stranger, roots, sigstore.now)
+    tampered = sign_image(
+        private, DIGEST, payload=payload, signature=ed25519ph_sign.sign(seed, payload + b" ")
+    )
+    with pytest.raises(VerificationError):
+        verify_cosign_signature(as_cosign_layer(tampered), DIGEST, authority, roots, sigstore.now)
+
+    statement = in_toto_statement([DIGEST])
+    envelope = json.dumps(
+        {
+            "payloadType": "application/vnd.in-toto+json",
+            "payload": base64.b64encode(statement).decode(),
+            "signatures": [
+                {
+                    "keyid": "",
+                    "sig": base64.b64encode(
+                        ed25519ph_sign.sign(seed, pae("application/vnd.in-toto+json", statement))
+                    ).decode(),
+                }
+            ],
+        }
+    ).encode()
+    att = SignedLayer(envelope, DSSE_MEDIA_TYPE, {"dev.cosignproject.cosign/signature": ""})
+    fact2 = verify_cosign_attestation(as_cosign_layer(att), DIGEST, authority, roots, sigstore.now)
+    assert fact2.predicate_type == "https://slsa.dev/provenance/v1"

@@ -556,7 +556,7 @@ def _check_signature(
     """Verify over ``data``, or over a sha256 prehash when only the digest is known."""
     if data is not None:
         # the same rules as cosign's .sig/.att signatures, P-384 over SHA-256 included
-        keys.verify_signature(key, signature, data, cosign_sha256=True)
+        keys.verify_signature(key, signature, data, cosign_compat=True)
         return
     if isinstance(key, ed25519.Ed25519PublicKey):
         raise VerificationError("an Ed25519 signature needs the artifact bytes, not a digest")

@@ -105,7 +105,7 @@ def verify_cosign_signature(
     payload_sha256 = hashlib.sha256(layer.payload).digest()
 
     def verify_with(key: PublicKey) -> None:
-        verify_signature(key, signature, layer.payload, cosign_sha256=True)
+        verify_signature(key, signature, layer.payload, cosign_compat=True)
 
     def check_entry(entry: RekorEntry, signer_pem: bytes, is_certificate: bool) -> None:
         check_hashedrekord(
@@ -158,7 +158,7 @@ def verify_cosign_attestation(
         envelope = parse_envelope(layer.payload)
 
     def verify_with(key: PublicKey) -> None:
-        verify_envelope(envelope, key, cosign_sha256=True)
+        verify_envelope(envelope, key, cosign_compat=True)
 
     def check_entry(entry: RekorEntry, signer_pem: bytes, is_certificate: bool) -> None:
         _check_envelope_entry(entry, envelope, layer.payload, signer_pem, is_certificate)

@@ -118,13 +118,13 @@ def parse_envelope(raw: bytes) -> Envelope:
     )
 
 
-def verify_envelope(envelope: Envelope, key: PublicKey, *, cosign_sha256: bool = False) -> bytes:
+def verify_envelope(envelope: Envelope, key: PublicKey, *, cosign_compat: bool = False) -> bytes:
     """Return the payload when any one signature verifies with ``key``; else raise
-    :class:`VerificationError`. ``cosign_sha256`` as in :func:`keys.verify_signature`."""
+    :class:`VerificationError`. ``cosign_compat`` as in :func:`keys.verify_signature`."""
     message = envelope.pae()
     for signature in envelope.signatures:
         try:
-            verify_signature(key, signature.sig, message, cosign_sha256=cosign_sha256)
+            verify_signature(key, signature.sig, message, cosign_compat=cosign_compat)
         except VerificationError:
             continue
         return envelope.payload

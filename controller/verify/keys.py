@@ -26,6 +26,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
+from controller.verify.ed25519ph import verify_ed25519ph
 from controller.verify.errors import EvidenceFormatError, VerificationError
 
 __all__ = [
@@ -164,13 +165,15 @@ def describe_key(key: PublicKey) -> str:
 
 
 def verify_signature(
-    key: PublicKey, signature: bytes, data: bytes, *, cosign_sha256: bool = False
+    key: PublicKey, signature: bytes, data: bytes, *, cosign_compat: bool = False
 ) -> None:
     """Check ``signature`` over ``data`` with ``key``; raise :class:`VerificationError` if not.
 
-    ``cosign_sha256``: for P-384/P-521 keys also accept ECDSA over SHA-256, as cosign before
-    2.5 signed with every ECDSA key (``pkg/cosign/keys.go`` LoadPrivateKey up to v2.4). Either
-    way only a signature by this key over ``data`` passes.
+    ``cosign_compat`` accepts the other ways cosign has signed with the same key:
+    - P-384/P-521 keys: ECDSA over SHA-256, as cosign before 2.5 signed with every ECDSA key
+      (``pkg/cosign/keys.go`` LoadPrivateKey up to v2.4);
+    - Ed25519 keys: Ed25519ph, cosign's default from 2.5 (``GetDefaultLoadOptions``).
+    Either way only a signature by this key over ``data`` passes.
     """
     if not signature:
         raise EvidenceFormatError("signature is empty")
@@ -180,14 +183,21 @@ def verify_signature(
         )
     if isinstance(key, ec.EllipticCurvePublicKey):
         ok = _verify_ecdsa(key, signature, data) or (
-            cosign_sha256
+            cosign_compat
             and key.curve.name != "secp256r1"
             and _verify_ecdsa(key, signature, data, hashes.SHA256())
         )
     elif isinstance(key, rsa.RSAPublicKey):
         ok = _verify_rsa(key, signature, data)
     else:
-        ok = _attempt(lambda: key.verify(signature, data))
+        ok = _attempt(lambda: key.verify(signature, data)) or (
+            cosign_compat
+            and verify_ed25519ph(
+                key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw),
+                signature,
+                data,
+            )
+        )
     if not ok:
         raise VerificationError(f"signature does not verify with {describe_key(key)}")
 
