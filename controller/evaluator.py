@@ -200,20 +200,25 @@ class Evaluator:
         *,
         credentials: PendingCredentials | None = None,
         cel_object: CelObject | None = None,
+        resolved: str | None = None,
     ) -> ImageVerdict:
         """The verdict for one image of a request; never raises.
 
         ``credentials`` are the request's pull secrets, read only if the registry is needed.
+        ``resolved``: the digest a tag reference is taken to point at instead of asking the
+        registry (a replayed decision); the reference keeps its tag for matching, as written.
         """
         try:
             image = parse_image_ref(use.image)
+            # matched as written (below), evaluated at the given digest
+            at = image.with_digest(resolved) if resolved and image.digest is None else image
         except ReferenceError as exc:
             return ImageVerdict(use.image, None, "deny", (), error=str(exc))
         namespace = request.namespace
         policies = self.engine.policies_for(image, namespace)
         ctx = ImageContext(
             written=use.image,
-            image=image,
+            image=at,
             namespace=namespace,
             object=cel_object if cel_object is not None else CelObject(request.object),
             user=request.user,

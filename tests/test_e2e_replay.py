@@ -3,6 +3,7 @@ against a real TLS registry with real signatures."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
@@ -11,6 +12,13 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from controller.config import Settings
+from controller.decisions.record import DecisionRecord, ImageRecord
+from controller.decisions.replay import replay_records
+from controller.evaluator import Evaluator
+from controller.evidence.source import OfflineEvidence
+from controller.policy.loader import load_policy_documents
+from controller.verify.trustroot import TrustRoots
 from tests.support.cosign_sign import public_pem
 from tests.support.registry import RunningRegistry, push_random_image
 from tests.support.webhook import ROOT
@@ -66,3 +74,39 @@ def test_replay_refuses_outputs_it_does_not_write(tmp_path: Path, output: str) -
     out = _cli("audit", str(tmp_path / "log"), "--replay", str(tmp_path), "-o", output)
     assert out.returncode == 2
     assert "-o table or -o json" in out.stderr
+
+
+def test_replay_matches_the_reference_as_written_at_the_recorded_digest() -> None:
+    """A tag exception that excepted an image then excepts it in the replay too: the recorded
+    ``app:legacy`` is not turned into ``app:legacy@sha256:...`` (which no tag glob waives),
+    and its tag is not resolved again."""
+    from tests.test_policy_engine import DIGEST, NOW, policy
+
+    extra = """  exceptions:
+    - images: ["registry.example.com/acme/app:legacy"]
+      reason: "INC-42"
+"""
+    evaluator = Evaluator(
+        Settings(),
+        load_policy_documents(policy("p", extra=extra), "now.yaml"),
+        OfflineEvidence({}),  # resolving a tag offline fails: the recorded digest must be used
+        TrustRoots(),
+        clock=lambda: NOW,
+    )
+    record = DecisionRecord(
+        time="2026-06-01T00:00:00.000Z",
+        uid="u",
+        decision="allow",
+        mode="enforce",
+        operation="CREATE",
+        kind="Pod",
+        namespace="prod",
+        name="p",
+        user="bob",
+        images=(ImageRecord("registry.example.com/acme/app:legacy", DIGEST, "allow"),),
+        latency_ms=1.0,
+        cache={},
+    )
+    (row,) = asyncio.run(replay_records([record], evaluator))
+    assert (row.before, row.after, row.reasons) == ("allow", "allow", ())
+    assert row.image == f"registry.example.com/acme/app:legacy@{DIGEST}"

@@ -16,6 +16,7 @@ from controller.evaluator import Evaluator
 from controller.evidence.model import EvidenceSet
 from controller.evidence.source import OfflineEvidence
 from controller.oci.errors import RegistryError
+from controller.oci.reference import ImageRef
 from controller.policy.loader import load_policy_documents
 from controller.verify.trustroot import TrustRoots
 from tests.support.cosign_sign import as_cosign_layer, public_pem, sign_image
@@ -49,6 +50,13 @@ spec:
 {extra}"""
 
 
+class _TagsResolveToDigest(OfflineEvidence):
+    """Offline evidence where every tag resolves to DIGEST (as a registry would)."""
+
+    async def resolve(self, image: ImageRef, credentials: object = None) -> str:
+        return DIGEST
+
+
 def decide(
     policies: str,
     *,
@@ -61,7 +69,7 @@ def decide(
     evaluator = Evaluator(
         Settings(),
         load_policy_documents(policies, "test.yaml"),
-        OfflineEvidence({DIGEST: evidence}),
+        _TagsResolveToDigest({DIGEST: evidence}),
         TrustRoots(),
         clock=lambda: NOW,
     )
@@ -126,6 +134,28 @@ def test_exception_waives_until_it_expires() -> None:
         namespace="dev",
     )
     assert not other_ns.allowed
+
+
+def test_exceptions_match_a_resolved_tag_by_its_tag_and_its_digest() -> None:
+    """A tag reference resolved by reprogate is covered by a tag glob and by a glob naming the
+    digest it resolved to; a reference written with a digest is never covered by a tag glob."""
+
+    def excepted(glob: str, image: str) -> bool:
+        extra = f"""  exceptions:
+    - images: ["{glob}"]
+      reason: "INC-42"
+"""
+        return decide(policy("p", extra=extra), signed_by=None, image=image).allowed
+
+    by_tag, by_digest = (
+        "registry.example.com/acme/app:1.0",
+        f"registry.example.com/acme/app@{DIGEST}",
+    )
+    assert excepted(by_digest, by_tag)
+    assert excepted(by_digest, by_digest)
+    assert excepted(by_tag, by_tag)
+    assert not excepted(by_tag, f"{by_tag}@{DIGEST}")
+    assert not excepted(f"registry.example.com/acme/app@sha256:{'0' * 64}", by_tag)
 
 
 def test_conditions_see_image_object_and_request() -> None:

@@ -61,10 +61,13 @@ async def replay_records(
                 user=record.user,
                 groups=(),
                 object={},
-                images=(ImageUse(ref, f"image-{i}", f"/replay/{i}"),),
+                images=(),
             )
-            decision = await evaluator.evaluate(request, mutate=False)
-            now = decision.images[0]
+            # the reference as written, at the recorded digest: tag globs in excludeImages and
+            # exceptions apply as they did, and the tag is not resolved again
+            now = await evaluator.evaluate_image(
+                ImageUse(image.ref, f"image-{i}", f"/replay/{i}"), request, resolved=image.digest
+            )
             rows.append(
                 ReplayRow(
                     time=record.time,

@@ -257,11 +257,11 @@ class PolicyEngine:
     ) -> tuple[str | None, str | None]:
         now = self._clock()
         expired_note: str | None = None
-        # match the reference as written: a tag-only reference resolved by us keeps its tag
-        # semantics, a digest-pinned one is never waived by a tag glob
-        written = parse_image_ref(ctx.written)
+        # a tag reference we resolved keeps its tag (and matches digest globs by the digest
+        # it resolved to); one written with a digest is never waived by a tag glob
+        pinned = parse_image_ref(ctx.written).digest is not None
         for exc in exceptions:
-            if not exception_matches(exc, written, ctx.namespace):
+            if not exception_matches(exc, ctx.image, ctx.namespace, pinned=pinned):
                 continue
             if exc.expires is not None and exc.expires <= now:
                 expired_note = (

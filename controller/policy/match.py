@@ -129,27 +129,32 @@ def normalise_image_glob(glob: str) -> str:
     return f"{first}/{rest}"
 
 
-def _image_subject(glob: str, image: ImageRef, *, narrowing: bool) -> str | None:
+def _image_subject(glob: str, image: ImageRef, *, narrowing: bool, pinned: bool) -> str | None:
     """What an image glob is compared with: name, name:tag or name@digest (None: no match).
 
     ``narrowing`` globs (excludeImages, exceptions) take something away from a policy: a tag
     glob never matches a reference pinned to a digest, because kubelet pulls the digest and
     ignores the tag (``app:debug@sha256:...`` must not escape through an exclusion of
-    ``app:debug``).
+    ``app:debug``). ``pinned``: the reference was written with a digest (a tag reference
+    resolved to ``image.digest`` keeps its tag).
     """
     if "@" in glob:
         return f"{image.name}@{image.digest}" if image.digest else None
     if ":" in glob[glob.rfind("/") + 1 :]:
-        if narrowing and image.digest:
+        if narrowing and pinned:
             return None
         return f"{image.name}:{image.tag}" if image.tag else None
     return image.name
 
 
-def _any_image_glob(globs: tuple[str, ...], image: ImageRef, *, narrowing: bool = False) -> bool:
+def _any_image_glob(
+    globs: tuple[str, ...], image: ImageRef, *, narrowing: bool = False, pinned: bool | None = None
+) -> bool:
+    if pinned is None:
+        pinned = image.digest is not None
     for g in globs:
         normalised = normalise_image_glob(g)
-        subject = _image_subject(normalised, image, narrowing=narrowing)
+        subject = _image_subject(normalised, image, narrowing=narrowing, pinned=pinned)
         if subject is not None and glob_matches(normalised, subject):
             return True
     return False
@@ -178,12 +183,16 @@ def policies_for(policy_set: PolicySet, image: ImageRef, namespace: str) -> list
     return [p for p in policy_set.policies if image_matches(p.match, image, namespace)]
 
 
-def exception_matches(exc: PolicyException, image: ImageRef, namespace: str) -> bool:
+def exception_matches(
+    exc: PolicyException, image: ImageRef, namespace: str, *, pinned: bool | None = None
+) -> bool:
     """True when ``exc`` covers ``image`` in ``namespace``, ignoring its expiry.
 
     ``images`` and ``namespaces`` each match everything when empty (the loader refuses an
-    exception with both empty).
+    exception with both empty). ``pinned``: whether the reference as written carried a digest
+    (default: whether ``image`` has one). A tag reference resolved to ``image.digest`` is
+    matched by its tag and by that digest; a reference written with a digest never by a tag.
     """
-    if exc.images and not _any_image_glob(exc.images, image, narrowing=True):
+    if exc.images and not _any_image_glob(exc.images, image, narrowing=True, pinned=pinned):
         return False
     return namespace_matches(exc.namespaces, namespace)
