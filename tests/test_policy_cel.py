@@ -267,6 +267,8 @@ def test_join_accepts_strings_built_inside_the_list() -> None:
         ('1 + "a" == 2', "operator + cannot be applied to int and string"),
         ("provenance.level >= 3", "null does not support field selection"),
         ('int("x") == 1', "invalid literal for int() with base 10: 'x'"),
+        ('signatures[0].authority == "x"', "list index out of range"),
+        ("size(1) == 1", "object of type 'int' has no len()"),
     ],
 )
 def test_evaluation_errors_speak_cel_not_python(expression: str, message: str) -> None:
@@ -276,3 +278,9 @@ def test_evaluation_errors_speak_cel_not_python(expression: str, message: str) -
         evaluate(cond, activation)
     assert message in str(info.value)
     assert "celpy" not in str(info.value) and "Token(" not in str(info.value)
+
+
+def test_a_tag_resolved_by_reprogate_is_not_pinned() -> None:
+    resolved = parse_image_ref("ghcr.io/acme/app:v1").with_digest(DIGEST)
+    value = image_variable(resolved, DIGEST, written="ghcr.io/acme/app:v1")
+    assert value["pinned"] is False and value["digest"] == DIGEST and value["tag"] == "v1"

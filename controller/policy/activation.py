@@ -119,7 +119,7 @@ def build_activation(
         "mismatches": list(reproducibility.mismatches) if reproducibility else [],
     }
     return CelActivation(
-        image={**image_variable(image, image.digest, written), "pinned": "@" in written},
+        image=image_variable(image, image.digest, written),
         signatures=[_signer(s.signer) for s in outcome.signatures],
         provenance=prov,
         attestations=attestations,

@@ -512,7 +512,8 @@ def image_variable(
         "repository": ref.repository,
         "tag": ref.tag or "",
         "digest": digest or ref.digest or "",
-        "pinned": ref.digest is not None,
+        # as written: a tag reference we resolved to ``digest`` is not pinned
+        "pinned": "@" in written if written is not None else ref.digest is not None,
     }
 
 
@@ -532,7 +533,7 @@ def _error_text(exc: BaseException) -> str:
     text = str(exc.args[0]) if exc.args else type(exc).__name__
     text = _ACTIVATION_NOISE.sub("", text)
     cause = exc.args[2] if len(exc.args) > 2 else None
-    if text in ("return error for overflow", "no such overload") and cause:
+    if text in ("return error for overflow", "no such overload", "invalid_argument") and cause:
         text = f"{', '.join(str(c) for c in cause)}"
     op = re.search(r"Token\('RULE', '(\w+)'\)", text)
     if op:
@@ -542,6 +543,7 @@ def _error_text(exc: BaseException) -> str:
     text = text.replace("None with type: '<class 'NoneType'>'", "null")
     text = _CEL_TYPE.sub(lambda m: m.group(1).lower(), text)
     text = re.sub(r"StringType\(('.*?')\)", r"\1", text)
+    text = re.sub(r"'(\w+?)Type'", lambda m: repr(m.group(1).lower()), text)
     return text[:500]
 
 
