@@ -446,7 +446,13 @@ class CelActivation:
     provenance: Mapping[str, Any] | None = None
     attestations: Mapping[str, Sequence[Mapping[str, Any]]] = field(default_factory=dict)
     reproducibility: Mapping[str, Any] = field(
-        default_factory=lambda: {"independentBuilds": 0, "builders": [], "reproduced": False}
+        default_factory=lambda: {
+            "independentBuilds": 0,
+            "builders": [],
+            "builds": [],
+            "reproduced": False,
+            "mismatches": [],
+        }
     )
     vsa: Mapping[str, Any] = field(
         default_factory=lambda: {
