@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from datetime import UTC, datetime
+from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import ec
 
@@ -14,7 +15,7 @@ from controller.admission.model import AdmissionRequest, ImageUse, ReviewDecisio
 from controller.config import Settings
 from controller.evaluator import Evaluator
 from controller.evidence.model import EvidenceSet
-from controller.evidence.source import OfflineEvidence
+from controller.evidence.source import EvidenceSource, OfflineEvidence
 from controller.oci.errors import RegistryError
 from controller.oci.reference import ImageRef
 from controller.policy.loader import load_policy_documents
@@ -57,19 +58,19 @@ class _TagsResolveToDigest(OfflineEvidence):
         return DIGEST
 
 
-def decide(
+def _evaluate(
     policies: str,
+    source: EvidenceSource,
     *,
-    signed_by: ec.EllipticCurvePrivateKey | None = KEY,
     namespace: str = "prod",
     image: str = IMAGE,
+    obj: dict[str, Any] | None = None,
 ) -> ReviewDecision:
-    layers = (as_cosign_layer(sign_image(signed_by, DIGEST)),) if signed_by else ()
-    evidence = EvidenceSet(digest=DIGEST, signatures=layers)
+    """One Pod running ``image``, decided by the real evaluator over ``source``."""
     evaluator = Evaluator(
         Settings(),
         load_policy_documents(policies, "test.yaml"),
-        _TagsResolveToDigest({DIGEST: evidence}),
+        source,
         TrustRoots(),
         clock=lambda: NOW,
     )
@@ -81,10 +82,24 @@ def decide(
         operation="CREATE",
         user="bob",
         groups=(),
-        object={"metadata": {"labels": {"team": "payments"}}},
+        object={"metadata": {"labels": {"team": "payments"}}} if obj is None else obj,
         images=(ImageUse(image, "c", "/spec/containers/0/image"),),
     )
     return asyncio.run(evaluator.evaluate(request, mutate=False))
+
+
+def decide(
+    policies: str,
+    *,
+    signed_by: ec.EllipticCurvePrivateKey | None = KEY,
+    namespace: str = "prod",
+    image: str = IMAGE,
+) -> ReviewDecision:
+    layers = (as_cosign_layer(sign_image(signed_by, DIGEST)),) if signed_by else ()
+    evidence = EvidenceSet(digest=DIGEST, signatures=layers)
+    return _evaluate(
+        policies, _TagsResolveToDigest({DIGEST: evidence}), namespace=namespace, image=image
+    )
 
 
 def test_enforce_allows_signed_and_denies_unsigned() -> None:
@@ -248,25 +263,7 @@ class _DownRegistry:
 
 
 def _decide_down(mode: str) -> ReviewDecision:
-    evaluator = Evaluator(
-        Settings(),
-        load_policy_documents(policy("p", mode=mode), "test.yaml"),
-        _DownRegistry(),
-        TrustRoots(),
-        clock=lambda: NOW,
-    )
-    request = AdmissionRequest(
-        uid="u",
-        kind="Pod",
-        namespace="prod",
-        name="p",
-        operation="CREATE",
-        user="bob",
-        groups=(),
-        object={},
-        images=(ImageUse(IMAGE, "c", "/spec/containers/0/image"),),
-    )
-    return asyncio.run(evaluator.evaluate(request, mutate=False))
+    return _evaluate(policy("p", mode=mode), _DownRegistry(), obj={})
 
 
 def test_registry_failure_under_enforce_denies_naming_the_registry() -> None:
@@ -322,25 +319,8 @@ def test_conditions_see_trusted_vsas_with_custom_properties() -> None:
 
     def decide_with(signer: ec.EllipticCurvePrivateKey) -> ReviewDecision:
         layers = (as_cosign_layer(attest(signer, statement)),)
-        evaluator = Evaluator(
-            Settings(),
-            load_policy_documents(policy("p", extra=extra), "test.yaml"),
-            OfflineEvidence({DIGEST: EvidenceSet(digest=DIGEST, attestations=layers)}),
-            TrustRoots(),
-            clock=lambda: NOW,
-        )
-        request = AdmissionRequest(
-            uid="u",
-            kind="Pod",
-            namespace="prod",
-            name="p",
-            operation="CREATE",
-            user="bob",
-            groups=(),
-            object={},
-            images=(ImageUse(IMAGE, "c", "/spec/containers/0/image"),),
-        )
-        return asyncio.run(evaluator.evaluate(request, mutate=False))
+        evidence = EvidenceSet(digest=DIGEST, attestations=layers)
+        return _evaluate(policy("p", extra=extra), OfflineEvidence({DIGEST: evidence}), obj={})
 
     assert decide_with(verifier).allowed
     refused = decide_with(stranger)
