@@ -126,38 +126,34 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 def _load(settings: Settings) -> tuple[Any, Any]:
     """Policies and trust roots, or UsageError naming every problem."""
-    from controller.policy.loader import PolicyLoadError, load_policies
-    from controller.verify.errors import VerificationError
-    from controller.verify.trustroot import TrustRoots, trust_from_json
+    from controller.policy.store import PolicyStoreError, load_policy_store
 
-    if not Path(settings.policies).exists():
-        raise UsageError(f"policy path {settings.policies} does not exist")
     try:
-        policy_set = load_policies(settings.policies)
-    except PolicyLoadError as exc:
+        return load_policy_store(settings.policies, production=_production_root(settings))
+    except PolicyStoreError as exc:
         raise UsageError(str(exc)) from None
-    roots = TrustRoots()
-    if settings.tuf_cache:
-        from controller.verify.trustroot import refresh_production_via_tuf
 
+
+def _production_root(settings: Settings) -> Any:
+    """With ``tuf_cache``, a loader for the refreshed production root (falling back to the
+    shipped one, so a network hiccup at start-up cannot crash-loop the webhook)."""
+    if not settings.tuf_cache:
+        return None
+    from controller.verify import trustroot
+    from controller.verify.errors import VerificationError
+
+    def refreshed() -> Any:
         try:
-            roots.add("production", refresh_production_via_tuf(Path(settings.tuf_cache)))
+            return trustroot.refresh_production_via_tuf(Path(settings.tuf_cache or ""))
         except (VerificationError, OSError) as exc:
-            # a network hiccup at start-up must not crash-loop the webhook
             logging.getLogger("reprogate").warning(
                 "TUF refresh of the Sigstore production root failed (%s); using the root "
                 "shipped with the sigstore package",
                 exc,
             )
-    for doc in policy_set.trust_roots:
-        try:
-            roots.add(doc.name, trust_from_json(doc.trusted_root_json, doc.name))
-        except VerificationError as exc:
-            file, _, index = doc.source.rpartition("#")
-            raise UsageError(
-                f"{file} document {index}: spec.trustedRootJSON: TrustRoot {doc.name}: {exc}"
-            ) from None
-    return policy_set, roots
+            return trustroot.production_trust()
+
+    return refreshed
 
 
 def _serve(args: argparse.Namespace) -> int:

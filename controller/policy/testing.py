@@ -61,7 +61,7 @@ from controller.evidence.model import BundleEvidence, CosignLayer, EvidenceSet, 
 from controller.evidence.source import OfflineEvidence
 from controller.oci.credentials import CredentialStore
 from controller.oci.reference import ImageRef, ReferenceError, parse_image_ref
-from controller.policy.model import API_VERSION, PolicyLoadError, PolicySet
+from controller.policy.model import API_VERSION, PolicySet
 from controller.policy.verdict import ImageVerdict
 from controller.policy.yamlstrict import StrictYamlLoader
 from controller.verify.trustroot import TrustRoots
@@ -532,21 +532,12 @@ def load_test_files(
 
 def _load_scope(directory: Path) -> tuple[PolicySet, TrustRoots]:
     """Policies and trust roots as ``--policies directory`` loads them; PolicyTestError if not."""
-    from controller.policy.loader import load_policies
-    from controller.verify.errors import VerificationError
-    from controller.verify.trustroot import trust_from_json
+    from controller.policy.store import PolicyStoreError, load_policy_store
 
     try:
-        policy_set = load_policies(directory)
-    except PolicyLoadError as exc:
+        return load_policy_store(directory)
+    except PolicyStoreError as exc:
         raise PolicyTestError(str(directory), "", "", str(exc)) from None
-    roots = TrustRoots()
-    for doc in policy_set.trust_roots:
-        try:
-            roots.add(doc.name, trust_from_json(doc.trusted_root_json, doc.name))
-        except VerificationError as exc:
-            raise PolicyTestError(doc.source, "", "", f"TrustRoot {doc.name}: {exc}") from None
-    return policy_set, roots
 
 
 def _cut_scope(whole: tuple[PolicySet, TrustRoots], scope: Path) -> tuple[PolicySet, TrustRoots]:
