@@ -126,34 +126,18 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 def _load(settings: Settings) -> tuple[Any, Any]:
     """Policies and trust roots, or UsageError naming every problem."""
-    from controller.policy.store import PolicyStoreError, load_policy_store
+    from controller.policy.store import (
+        PolicyStoreError,
+        load_policy_store,
+        production_root_loader,
+    )
 
     try:
-        return load_policy_store(settings.policies, production=_production_root(settings))
+        return load_policy_store(
+            settings.policies, production=production_root_loader(settings.tuf_cache)
+        )
     except PolicyStoreError as exc:
         raise UsageError(str(exc)) from None
-
-
-def _production_root(settings: Settings) -> Any:
-    """With ``tuf_cache``, a loader for the refreshed production root (falling back to the
-    shipped one, so a network hiccup at start-up cannot crash-loop the webhook)."""
-    if not settings.tuf_cache:
-        return None
-    from controller.verify import trustroot
-    from controller.verify.errors import VerificationError
-
-    def refreshed() -> Any:
-        try:
-            return trustroot.refresh_production_via_tuf(Path(settings.tuf_cache or ""))
-        except (VerificationError, OSError) as exc:
-            logging.getLogger("reprogate").warning(
-                "TUF refresh of the Sigstore production root failed (%s); using the root "
-                "shipped with the sigstore package",
-                exc,
-            )
-            return trustroot.production_trust()
-
-    return refreshed
 
 
 def _serve(args: argparse.Namespace) -> int:

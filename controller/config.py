@@ -41,6 +41,8 @@ class Settings:
     empty_evidence_ttl: float = 30.0  # "nothing found" is re-checked sooner: signing may follow
     negative_ttl: float = 10.0  # registry failures
     digest_ttl: float = 60.0  # tag -> digest
+    # seconds between checks of the policy directory for changes (0: never reload)
+    policy_reload_seconds: float = 10.0
     # Opt-in, needs network: refresh the Sigstore production root over TUF at start-up into
     # this directory. Unset (the default), the root shipped with ``sigstore`` is used offline.
     tuf_cache: str | None = None
@@ -77,7 +79,13 @@ class Settings:
             raise ConfigError(f"{source}: port must be 1-65535, got {self.port}")
         if self.deadline_seconds <= 0 or self.deadline_seconds > 30:
             raise ConfigError(f"{source}: deadline_seconds must be in (0, 30]")
-        for name in ("evidence_ttl", "empty_evidence_ttl", "negative_ttl", "digest_ttl"):
+        for name in (
+            "evidence_ttl",
+            "empty_evidence_ttl",
+            "negative_ttl",
+            "digest_ttl",
+            "policy_reload_seconds",
+        ):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{source}: {name} must be >= 0 seconds")
         if self.registry.request_timeout <= 0:

@@ -108,6 +108,12 @@ class Evaluator:
         )
         weakref.finalize(self, self._verify_pool.shutdown, wait=False, cancel_futures=True)
 
+    def replace_policies(self, policy_set: PolicySet, trust_roots: TrustRoots) -> None:
+        """Swap in newly loaded policies (hot reload). Reviews already running finish on the
+        set they started with; the caches stay valid (keyed by evidence and authorities)."""
+        self.engine = PolicyEngine(policy_set, no_match=self.settings.no_match, clock=self._clock)
+        self.trust_roots = trust_roots
+
     def ready(self) -> bool:
         """Policies and trust roots are loaded at construction."""
         return True
@@ -215,7 +221,8 @@ class Evaluator:
         except ReferenceError as exc:
             return ImageVerdict(use.image, None, "deny", (), error=str(exc))
         namespace = request.namespace
-        policies = self.engine.policies_for(image, namespace)
+        engine = self.engine  # a hot reload mid-review does not mix two policy sets
+        policies = engine.policies_for(image, namespace)
         ctx = ImageContext(
             written=use.image,
             image=at,
@@ -226,11 +233,11 @@ class Evaluator:
             operation=request.operation,
         )
         if not policies:
-            return self.engine.compose(ctx, (), Evidence())
+            return engine.compose(ctx, (), Evidence())
         stage = _Stage()
         try:
             async with asyncio.timeout(self._budget()):
-                return await self._evaluate_pinned(ctx, policies, stage, credentials)
+                return await self._evaluate_pinned(engine, ctx, policies, stage, credentials)
         except TimeoutError:
             error = f"no decision within the {self._budget():g}s deadline while {stage.what}"
             if stage.waiting_on_registry:
@@ -269,6 +276,7 @@ class Evaluator:
 
     async def _evaluate_pinned(
         self,
+        engine: PolicyEngine,
         ctx: ImageContext,
         policies: Sequence[ImagePolicy],
         stage: _Stage,
@@ -307,8 +315,8 @@ class Evaluator:
             stage.waiting_on_registry = False
             outcome = await self._outcome(evidence, policy)
             outcomes.append(outcome)
-            assessments.append(self.engine.assess(ctx, policy, outcome))
-        return self.engine.compose(
+            assessments.append(engine.assess(ctx, policy, outcome))
+        return engine.compose(
             ctx, [a.result for a in assessments], _evidence_summary(outcomes, assessments)
         )
 
@@ -323,7 +331,8 @@ class Evaluator:
             for a in (policy.reproducibility.rebuilders if policy.reproducibility else ())
             if isinstance(a, KeyAuthority)
         )
-        key = (evidence, authorities, rebuilders)
+        # the trust roots are part of the key: a reload may bring a changed TrustRoot
+        key = (evidence, authorities, rebuilders, self.trust_roots)
         now = self._clock()
         verify = functools.partial(
             verify_evidence, evidence, authorities, self.trust_roots, now, rebuilders

@@ -6,6 +6,7 @@ in-cluster configuration; outside a cluster that fails, is logged, and the featu
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import socket
 from typing import Any
@@ -21,6 +22,8 @@ from controller.evidence.source import RegistryEvidence
 from controller.kube import KubeClient, KubeConfigError, in_cluster_configuration
 from controller.oci.client import RegistryClient
 from controller.policy.model import PolicySet
+from controller.policy.reload import PolicyReloader
+from controller.policy.store import production_root_loader
 from controller.pull_secrets import PullSecretResolver
 from controller.verify.trustroot import TrustRoots
 
@@ -46,6 +49,7 @@ async def serve(settings: Settings, policy_set: PolicySet, roots: TrustRoots) ->
         kube_clients.append(KubeClient(kube_config, workers=2, name="secrets"))
         resolver = PullSecretResolver(kube_clients[-1])
     self_signed = None
+    tasks: list[asyncio.Task[None]] = []
     try:
         if settings.tls_cert and settings.tls_key:
             ssl_context = server_ssl_context(settings.tls_cert, settings.tls_key)
@@ -75,6 +79,14 @@ async def serve(settings: Settings, policy_set: PolicySet, roots: TrustRoots) ->
                 evaluator.cache_sizes,
             )
         )
+        if settings.policy_reload_seconds > 0:
+            reloader = PolicyReloader(
+                settings.policies,
+                settings.policy_reload_seconds,
+                evaluator.replace_policies,
+                production=production_root_loader(settings.tuf_cache),
+            )
+            tasks.append(asyncio.create_task(reloader.run()))
         app = build_app(
             evaluator,
             decision_log=decision_log,
@@ -89,6 +101,8 @@ async def serve(settings: Settings, policy_set: PolicySet, roots: TrustRoots) ->
         )
         await run_server(app, settings.host, settings.port, ssl_context, drain_delay=2.0)
     finally:
+        for task in tasks:
+            task.cancel()
         await events.close()
         for kube in kube_clients:
             kube.close()

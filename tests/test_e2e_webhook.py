@@ -300,3 +300,56 @@ def test_concurrent_rollout_of_a_new_image_fetches_once(scene: Scene) -> None:
     # one miss each for tag->digest, digest->evidence and (evidence, authorities)->facts
     assert sum(r["cache"]["misses"] for r in records) == 3
     assert sum(r["cache"]["hits"] for r in records) == 29 * 3
+
+
+def test_policies_reload_while_serving_and_a_broken_edit_keeps_the_old_ones(
+    tmp_path: Path, tls_files: TlsFiles, registry: RunningRegistry
+) -> None:
+    """A ConfigMap edit reaches the running webhook; a malformed one is refused and the
+    policies in force stay (never allow-everything)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    push_random_image(registry, "reload/app", "unsigned")
+    image = registry.ref("reload/app", "unsigned")
+    policies = tmp_path / "policies"
+    policies.mkdir()
+    (policies / "placeholder.yaml").write_text(
+        "apiVersion: reprogate.dev/v1alpha1\nkind: ImagePolicy\nmetadata: {name: elsewhere}\n"
+        "spec:\n  match: {images: ['other.example/**']}\n  signatures: {threshold: 0}\n"
+    )
+    hook = start_webhook(
+        tmp_path / "hook",
+        tls_files,
+        policies,
+        registry_ca=registry.ca_file,
+        extra=["--config", str(_reload_config(tmp_path))],
+    )
+    try:
+        assert hook.review(pod("before", image))["allowed"] is True  # no policy matches yet
+        write_policy(policies, registry.host, public_pem(key))
+        (policies / "release.yaml").write_text(
+            (policies / "release.yaml").read_text().replace("/e2e/**", "/reload/**")
+        )
+        assert _eventually(lambda: hook.review(pod("after", image))["allowed"] is False)
+        (policies / "release.yaml").write_text("apiVersion: [broken\n")
+        # the broken edit is refused: the signature policy stays in force
+        assert _eventually(lambda: "policy reload refused" in hook.stderr())
+        assert hook.review(pod("still", image))["allowed"] is False
+    finally:
+        hook.stop()
+
+
+def _reload_config(tmp_path: Path) -> Path:
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text("policy_reload_seconds: 0.2\n")
+    return cfg
+
+
+def _eventually(check: object, attempts: int = 100) -> bool:
+    """Poll ``check`` (a bounded number of times, 0.1 s apart) until it holds."""
+    import time as _time
+
+    for _ in range(attempts):
+        if check():  # type: ignore[operator]
+            return True
+        _time.sleep(0.1)
+    return False

@@ -16,7 +16,12 @@ from controller.policy.model import PolicySet
 from controller.verify.errors import VerificationError
 from controller.verify.trustroot import TrustMaterial, TrustRoots, trust_from_json
 
-__all__ = ["PolicyStoreError", "load_policy_store", "policy_fingerprint"]
+__all__ = [
+    "PolicyStoreError",
+    "load_policy_store",
+    "policy_fingerprint",
+    "production_root_loader",
+]
 
 log = logging.getLogger(__name__)
 
@@ -64,3 +69,25 @@ def policy_fingerprint(path: str | Path) -> tuple[tuple[str, int, int], ...]:
             continue
         out.append((str(f), st.st_size, st.st_mtime_ns))
     return tuple(out)
+
+
+def production_root_loader(tuf_cache: str | None) -> Callable[[], TrustMaterial] | None:
+    """With ``tuf_cache`` (opt-in, needs network), a loader of the production root refreshed
+    over TUF, falling back to the root shipped with ``sigstore`` so that a network hiccup
+    cannot crash-loop the webhook; None (the shipped root) without it."""
+    if not tuf_cache:
+        return None
+    from controller.verify import trustroot
+
+    def refreshed() -> TrustMaterial:
+        try:
+            return trustroot.refresh_production_via_tuf(Path(tuf_cache))
+        except (VerificationError, OSError) as exc:
+            log.warning(
+                "TUF refresh of the Sigstore production root failed (%s); using the root "
+                "shipped with the sigstore package",
+                exc,
+            )
+            return trustroot.production_trust()
+
+    return refreshed
