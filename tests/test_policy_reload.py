@@ -40,3 +40,26 @@ def test_reload_applies_changes_and_refuses_broken_ones(tmp_path: Path) -> None:
         assert applied[-1] == ("a",) and reloader.last_error is None
 
     asyncio.run(scenario())
+
+
+def test_a_configmap_update_is_seen(tmp_path: Path) -> None:
+    """kubelet updates a ConfigMap volume by writing a new ``..<timestamp>`` directory and
+    swapping the ``..data`` symlink; the visible files are symlinks through it."""
+    (tmp_path / "..v1").mkdir()
+    (tmp_path / "..v1" / "p.yaml").write_text(POLICY.format(name="first"))
+    (tmp_path / "..data").symlink_to("..v1")
+    (tmp_path / "p.yaml").symlink_to("..data/p.yaml")
+    applied: list[tuple[str, ...]] = []
+    reloader = PolicyReloader(
+        tmp_path, 1.0, lambda ps, roots: applied.append(tuple(p.name for p in ps.policies))
+    )
+
+    async def scenario() -> None:
+        (tmp_path / "..v2").mkdir()
+        (tmp_path / "..v2" / "p.yaml").write_text(POLICY.format(name="second-version"))
+        (tmp_path / "..data_tmp").symlink_to("..v2")
+        os.replace(tmp_path / "..data_tmp", tmp_path / "..data")
+        assert await reloader.check() is True
+        assert applied == [("second-version",)]
+
+    asyncio.run(scenario())
