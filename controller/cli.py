@@ -31,9 +31,7 @@ class UsageError(Exception):
     """Bad input or configuration: exit 2 with the message."""
 
 
-def _registry_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", help="settings file (YAML)")
-    p.add_argument("--policies", help="policy directory or file")
+def _registry_access_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--registry-ca", help="extra CA bundle (PEM) for registries")
     p.add_argument(
         "--insecure-registry",
@@ -43,6 +41,12 @@ def _registry_flags(p: argparse.ArgumentParser) -> None:
         help="registry reached over plain HTTP (repeatable)",
     )
     p.add_argument("--docker-config", help="docker config.json with registry credentials")
+
+
+def _registry_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", help="settings file (YAML)")
+    p.add_argument("--policies", help="policy directory or file")
+    _registry_access_flags(p)
     p.add_argument("--no-match", choices=["allow", "deny"], help="verdict for unmatched images")
     p.add_argument("--deadline", type=float, help="seconds allowed for one decision")
 
@@ -93,25 +97,18 @@ def _parser() -> argparse.ArgumentParser:
         metavar="POLICIES",
         help="decide the recorded images again under these policies and show what changes",
     )
-    audit.add_argument("--registry-ca", help="extra CA bundle (PEM) for registries (--replay)")
-    audit.add_argument(
-        "--insecure-registry",
-        action="append",
-        default=[],
-        metavar="HOST:PORT",
-        help="registry reached over plain HTTP (--replay; repeatable)",
-    )
-    audit.add_argument("--docker-config", help="docker config.json (--replay)")
+    _registry_access_flags(audit)  # used by --replay
     return parser
 
 
-def _settings(args: argparse.Namespace) -> Settings:
+def _settings(args: argparse.Namespace, *, policies: str | None = None) -> Settings:
+    """Settings from ``--config``, the environment and the flags this subcommand has."""
     flags: dict[str, Any] = {
-        "policies": args.policies,
+        "policies": policies or getattr(args, "policies", None),
         "ca_file": args.registry_ca,
         "docker_config": args.docker_config,
-        "no_match": args.no_match,
-        "deadline_seconds": args.deadline,
+        "no_match": getattr(args, "no_match", None),
+        "deadline_seconds": getattr(args, "deadline", None),
     }
     if args.insecure_registry:
         flags["insecure_registries"] = list(args.insecure_registry)
@@ -119,7 +116,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         if hasattr(args, name):
             flags[name] = getattr(args, name)
     try:
-        return load_settings(args.config, flags)
+        return load_settings(getattr(args, "config", None), flags)
     except ConfigError as exc:
         raise UsageError(str(exc)) from None
 
@@ -321,17 +318,10 @@ def _replay(args: argparse.Namespace, out: TextIO) -> int:
 
     if args.output not in ("table", "json"):
         raise UsageError("--replay writes -o table or -o json")
-    flags: dict[str, Any] = {
-        "policies": args.replay,
-        "ca_file": args.registry_ca,
-        "docker_config": args.docker_config,
-    }
-    if args.insecure_registry:
-        flags["insecure_registries"] = list(args.insecure_registry)
+    settings = _settings(args, policies=args.replay)
     try:
-        settings = load_settings(None, flags)
         since = parse_since(args.since) if args.since else None
-    except (ConfigError, ValueError) as exc:
+    except ValueError as exc:
         raise UsageError(str(exc)) from None
     policy_set, roots = _load(settings)
     try:

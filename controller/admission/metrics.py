@@ -76,53 +76,20 @@ class _Metric:
         raise NotImplementedError
 
 
-class Counter(_Metric):
-    """A monotonically increasing count per label set."""
-
-    kind = "counter"
+class _Summed(_Metric):
+    """A number per label set, changed by adding to it (counters and gauges)."""
 
     def __init__(self, name: str, help_text: str, labelnames: Sequence[str] = ()) -> None:
         super().__init__(name, help_text, labelnames)
         self._values: dict[tuple[str, ...], float] = {}
 
-    def inc(self, *labels: str, amount: float = 1.0) -> None:
-        """Add ``amount`` (>= 0) to the series for ``labels``."""
-        if amount < 0:
-            raise ValueError("a counter cannot decrease")
+    def _add(self, labels: Sequence[str], amount: float) -> None:
         key = self._key(labels)
         with self._lock:
             self._values[key] = self._values.get(key, 0.0) + amount
 
     def value(self, *labels: str) -> float:
-        """Current value of one series (0 when never incremented)."""
-        with self._lock:
-            return self._values.get(self._key(labels), 0.0)
-
-    def render(self) -> list[str]:
-        with self._lock:
-            items = sorted(self._values.items())
-        return [*self.header()] + [
-            f"{self.name}{_labels(self.labelnames, k)} {_fmt(v)}" for k, v in items
-        ]
-
-
-class Gauge(_Metric):
-    """A value that goes up and down per label set."""
-
-    kind = "gauge"
-
-    def __init__(self, name: str, help_text: str, labelnames: Sequence[str] = ()) -> None:
-        super().__init__(name, help_text, labelnames)
-        self._values: dict[tuple[str, ...], float] = {}
-
-    def add(self, *labels: str, amount: float = 1.0) -> None:
-        """Add ``amount`` (may be negative)."""
-        key = self._key(labels)
-        with self._lock:
-            self._values[key] = self._values.get(key, 0.0) + amount
-
-    def value(self, *labels: str) -> float:
-        """Current value of one series."""
+        """Current value of one series (0 when never changed)."""
         with self._lock:
             return self._values.get(self._key(labels), 0.0)
 
@@ -130,10 +97,36 @@ class Gauge(_Metric):
         with self._lock:
             items = sorted(self._values.items())
         if not items and not self.labelnames:
-            items = [((), 0.0)]
-        return [*self.header()] + [
-            f"{self.name}{_labels(self.labelnames, k)} {_fmt(v)}" for k, v in items
-        ]
+            items = [((), 0.0)]  # an unlabelled series always exists
+        return _series_lines(self, items)
+
+
+def _series_lines(metric: _Metric, items: Sequence[tuple[tuple[str, ...], float]]) -> list[str]:
+    return [*metric.header()] + [
+        f"{metric.name}{_labels(metric.labelnames, k)} {_fmt(v)}" for k, v in items
+    ]
+
+
+class Counter(_Summed):
+    """A monotonically increasing count per label set."""
+
+    kind = "counter"
+
+    def inc(self, *labels: str, amount: float = 1.0) -> None:
+        """Add ``amount`` (>= 0) to the series for ``labels``."""
+        if amount < 0:
+            raise ValueError("a counter cannot decrease")
+        self._add(labels, amount)
+
+
+class Gauge(_Summed):
+    """A value that goes up and down per label set."""
+
+    kind = "gauge"
+
+    def add(self, *labels: str, amount: float = 1.0) -> None:
+        """Add ``amount`` (may be negative)."""
+        self._add(labels, amount)
 
 
 class Collected(_Metric):
@@ -152,10 +145,7 @@ class Collected(_Metric):
         self._collect = collect
 
     def render(self) -> list[str]:
-        items = sorted(self._collect().items())
-        return [*self.header()] + [
-            f"{self.name}{_labels(self.labelnames, self._key(k))} {_fmt(v)}" for k, v in items
-        ]
+        return _series_lines(self, sorted(self._collect().items()))
 
 
 @dataclass

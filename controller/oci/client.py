@@ -517,25 +517,9 @@ class RegistryClient:
         fingerprint = cred.fingerprint if cred else "anonymous"
         headers = {"Accept": accept}
         authorization = self._known_authorization(target.host, scope, cred, fingerprint)
-        resp = await self._send(
-            method,
-            url,
-            headers,
-            authorization,
-            target=target,
-            what=what,
-            limit=limit,
-            oversize=oversize,
-        )
-        if resp.status == 401:
-            self._forget_refused(target.host, scope, fingerprint, authorization)
-            challenges = tuple(
-                c for h in resp.headers.getall("WWW-Authenticate", []) for c in parse_challenges(h)
-            )
-            authorization = await self._authorize(
-                target, challenges, scope, cred, fingerprint, what
-            )
-            resp = await self._send(
+
+        async def send(authorization: str | None) -> _Response:
+            return await self._send(
                 method,
                 url,
                 headers,
@@ -545,6 +529,18 @@ class RegistryClient:
                 limit=limit,
                 oversize=oversize,
             )
+
+        resp = await send(authorization)
+        if resp.status == 401:
+            # the challenge flow: the registry names the realm and scope to fetch a token for
+            self._forget_refused(target.host, scope, fingerprint, authorization)
+            challenges = tuple(
+                c for h in resp.headers.getall("WWW-Authenticate", []) for c in parse_challenges(h)
+            )
+            authorization = await self._authorize(
+                target, challenges, scope, cred, fingerprint, what
+            )
+            resp = await send(authorization)
             if resp.status == 401:
                 self._forget_refused(target.host, scope, fingerprint, authorization)
         if 200 <= resp.status < 300 or resp.status in pass_statuses:

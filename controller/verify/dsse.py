@@ -17,10 +17,9 @@ from __future__ import annotations
 import base64
 import binascii
 from dataclasses import dataclass
-from typing import Any
 
 from controller.verify.errors import EvidenceFormatError, VerificationError
-from controller.verify.jsontext import load_json
+from controller.verify.jsontext import load_json_object
 from controller.verify.keys import PublicKey, describe_key, verify_signature
 
 __all__ = [
@@ -80,13 +79,7 @@ def pae(payload_type: str, payload: bytes) -> bytes:
 
 def parse_envelope(raw: bytes) -> Envelope:
     """Parse DSSE envelope JSON into an :class:`Envelope` (nothing is verified here)."""
-    if len(raw) > MAX_ENVELOPE_BYTES:
-        raise EvidenceFormatError(
-            f"DSSE envelope is {len(raw)} bytes, over the {MAX_ENVELOPE_BYTES} byte limit"
-        )
-    doc: Any = load_json(raw, "DSSE envelope")
-    if not isinstance(doc, dict):
-        raise EvidenceFormatError("DSSE envelope is not a JSON object")
+    doc = load_json_object(raw, "DSSE envelope", max_bytes=MAX_ENVELOPE_BYTES)
     payload_type = doc.get("payloadType")
     payload_b64 = doc.get("payload")
     signatures = doc.get("signatures")

@@ -21,7 +21,7 @@ from types import MappingProxyType
 from typing import Any
 
 from controller.verify.errors import EvidenceFormatError, VerificationError
-from controller.verify.jsontext import load_json
+from controller.verify.jsontext import load_json_object
 from controller.verify.statement import parse_sha256_digest
 
 __all__ = [
@@ -47,13 +47,7 @@ class SimpleSigningPayload:
 
 def parse_simple_signing(payload: bytes) -> SimpleSigningPayload:
     """Parse a cosign simple-signing payload; :class:`EvidenceFormatError` when malformed."""
-    if len(payload) > MAX_PAYLOAD_BYTES:
-        raise EvidenceFormatError(
-            f"simple-signing payload is {len(payload)} bytes, over {MAX_PAYLOAD_BYTES}"
-        )
-    doc: Any = load_json(payload, "simple-signing payload")
-    if not isinstance(doc, dict):
-        raise EvidenceFormatError("simple-signing payload is not a JSON object")
+    doc = load_json_object(payload, "simple-signing payload", max_bytes=MAX_PAYLOAD_BYTES)
     critical = doc.get("critical")
     if not isinstance(critical, dict):
         raise EvidenceFormatError("simple-signing payload has no 'critical' object")

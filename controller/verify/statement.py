@@ -28,9 +28,10 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from controller.verify.dsse import MAX_ENVELOPE_BYTES
 from controller.verify.errors import EvidenceFormatError, VerificationError
 from controller.verify.facts import SignerIdentity, Subject, VerifiedStatement
-from controller.verify.jsontext import load_json
+from controller.verify.jsontext import load_json_object
 
 __all__ = [
     "INTOTO_PAYLOAD_TYPE",
@@ -120,10 +121,8 @@ def statement_from_verified_payload(
 
 
 def _statement_object(payload: bytes) -> dict[str, Any]:
-    doc: Any = load_json(payload, "in-toto statement")
-    if not isinstance(doc, dict):
-        raise EvidenceFormatError("in-toto statement is not a JSON object")
-    return doc
+    # a statement is the payload of an envelope, so the envelope's limit bounds it
+    return load_json_object(payload, "in-toto statement", max_bytes=MAX_ENVELOPE_BYTES)
 
 
 def statement_subjects(payload: bytes) -> tuple[Subject, ...]:

@@ -40,7 +40,7 @@ from cryptography.hazmat.primitives.serialization import (
 )
 
 from controller.verify.errors import EvidenceFormatError, VerificationError
-from controller.verify.jsontext import load_json
+from controller.verify.jsontext import load_json_object
 from controller.verify.trustroot import TrustMaterial, verify_with_log_key
 
 __all__ = [
@@ -54,6 +54,8 @@ __all__ = [
 ]
 
 MAX_SET_ANNOTATION_BYTES = 16 * 1024 * 1024
+# an entry body arrives base64-encoded inside an annotation or bundle of at most that size
+MAX_ENTRY_BODY_BYTES = MAX_SET_ANNOTATION_BYTES
 # 9999-12-31T23:59:59Z: the last second a datetime can hold. Checked before converting, so a
 # hostile integratedTime is a refusal, not an OverflowError.
 MAX_INTEGRATED_TIME = 253_402_300_799
@@ -99,9 +101,9 @@ def _int(value: object, what: str) -> int:
 
 def parse_entry_body(canonicalized_body: bytes) -> tuple[str, str, Mapping[str, Any]]:
     """(kind, apiVersion, body) of a canonicalized Rekor entry body."""
-    body = load_json(canonicalized_body, "transparency log entry body")
-    if not isinstance(body, dict):
-        raise EvidenceFormatError("transparency log entry body is not a JSON object")
+    body = load_json_object(
+        canonicalized_body, "transparency log entry body", max_bytes=MAX_ENTRY_BODY_BYTES
+    )
     kind, version = body.get("kind"), body.get("apiVersion")
     if not isinstance(kind, str) or not isinstance(version, str):
         raise EvidenceFormatError("transparency log entry body lacks kind or apiVersion")
@@ -174,13 +176,10 @@ def verify_cosign_set(
     """Verify cosign's ``dev.sigstore.cosign/bundle`` annotation (UNVERIFIED JSON):
     ``{"SignedEntryTimestamp": b64, "Payload": {"body", "integratedTime", "logIndex", "logID"}}``.
     """
-    if len(annotation_json) > MAX_SET_ANNOTATION_BYTES:
-        raise EvidenceFormatError(
-            f"Rekor bundle annotation is {len(annotation_json)} bytes, over the "
-            f"{MAX_SET_ANNOTATION_BYTES} limit"
-        )
-    doc = load_json(annotation_json, "Rekor bundle annotation")
-    if not isinstance(doc, dict) or not isinstance(doc.get("Payload"), dict):
+    doc = load_json_object(
+        annotation_json, "Rekor bundle annotation", max_bytes=MAX_SET_ANNOTATION_BYTES
+    )
+    if not isinstance(doc.get("Payload"), dict):
         raise EvidenceFormatError("Rekor bundle annotation lacks a Payload object")
     payload = doc["Payload"]
     set_sig = _b64decode(doc.get("SignedEntryTimestamp"), "SignedEntryTimestamp")
