@@ -145,10 +145,10 @@ class Evaluator:
         stats = count_cache_use()
         # The same image in many containers is one decision, not many (a pod with 500 copies
         # of one image must cost what one costs).
-        unique = list(dict.fromkeys(use.image for use in request.images))
         first_use: dict[str, ImageUse] = {}
         for use in request.images:
             first_use.setdefault(use.image, use)
+        unique = list(first_use)
         credentials = (
             self.pull_secrets.for_request(
                 request.namespace, request.pull_secrets, request.service_account
@@ -172,14 +172,22 @@ class Evaluator:
         return self._decide(verdicts, cache)
 
     def _decide(self, verdicts: Sequence[ImageVerdict], cache: dict[str, int]) -> ReviewDecision:
-        denials = list(dict.fromkeys(line for v in verdicts for line in v.denial_reasons()))
+        # the verdicts decide; the reason lines only explain (a deny never hinges on its text)
+        denied = [v for v in verdicts if v.verdict == "deny"]
+        denials = list(
+            dict.fromkeys(
+                line
+                for v in denied
+                for line in (v.denial_reasons() or [f"image {v.ref}: denied by policy"])
+            )
+        )
         warnings = tuple(dict.fromkeys(line for v in verdicts for line in v.warnings()))
         modes = {p.mode for v in verdicts for p in v.policies}
         # a denial without any policy (malformed reference, --no-match deny) is enforcement
         mode = (
-            "enforce" if "enforce" in modes or denials else ("warn" if "warn" in modes else "audit")
+            "enforce" if "enforce" in modes or denied else ("warn" if "warn" in modes else "audit")
         )
-        if denials:
+        if denied:
             return ReviewDecision(
                 allowed=False,
                 message="reprogate denied this workload:\n" + "\n".join(denials),

@@ -160,8 +160,11 @@ def test_policy_dir_without_policies_is_bad_input(setup: Setup, tmp_path: Path) 
 
 
 def test_denied_check_piped_into_head_keeps_its_exit_code(setup: Setup) -> None:
+    """Enough output to overflow the pipe buffer, so the write really breaks when ``head``
+    closes its end (one evaluation: the image repeats)."""
+    images = " ".join([setup.unsigned] * 80)
     cmd = (
-        f"{sys.executable} -m controller.cli check {setup.unsigned} --policies {setup.policies} "
+        f"{sys.executable} -m controller.cli check {images} --policies {setup.policies} "
         f"--registry-ca {setup.reg.ca_file} -o json | head -c 10 >/dev/null; "
         "echo ${PIPESTATUS[0]}"
     )

@@ -326,3 +326,19 @@ def test_conditions_see_trusted_vsas_with_custom_properties() -> None:
     refused = decide_with(stranger)
     assert not refused.allowed
     assert "needs a FIPS build verified at SLSA build level 3" in refused.message
+
+
+def test_a_deny_verdict_denies_even_without_reason_lines() -> None:
+    """The verdict decides, not whether a reason line could be written for it."""
+    from controller.policy.verdict import ImageVerdict
+
+    evaluator = Evaluator(
+        Settings(),
+        load_policy_documents(policy("p"), "test.yaml"),
+        OfflineEvidence({}),
+        TrustRoots(),
+    )
+    bare = ImageVerdict(IMAGE, DIGEST, "deny", ())  # no error, no policy failures
+    decision = evaluator._decide([bare], {})
+    assert not decision.allowed and decision.decision == "deny"
+    assert f"image {IMAGE}: denied by policy" in decision.message

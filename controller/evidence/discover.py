@@ -29,7 +29,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal, TypeVar
 
 from controller.evidence.model import (
@@ -261,16 +261,7 @@ def _cosign_layer(
 
 
 def _with_payload(layer: CosignLayer, payload: bytes) -> CosignLayer:
-    return CosignLayer(
-        kind=layer.kind,
-        payload=payload,
-        signature_b64=layer.signature_b64,
-        certificate_pem=layer.certificate_pem,
-        chain_pem=layer.chain_pem,
-        rekor_bundle=layer.rekor_bundle,
-        rfc3161_timestamp=layer.rfc3161_timestamp,
-        source=layer.source,
-    )
+    return replace(layer, payload=payload)
 
 
 async def _bundle_layers(
